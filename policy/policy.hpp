@@ -1,0 +1,107 @@
+// The policy model: everything a policy file (and the CLI flags merged over it) says a
+// sandbox may use and reach. Built by policy/loader, adjusted by policy/overrides, judged
+// by policy/evaluator. Plain data; field names follow the policy file's keys.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/host_pattern.hpp"
+#include "policy/ip_address.hpp"
+
+namespace airlock::policy {
+
+// Raised at setup time for a policy the user must fix. what() is the whole message,
+// prefixed "FILE:LINE:COLUMN: key.path: " when it comes from a file.
+class PolicyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Looks up an environment variable; injectable so tests don't touch the real one.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+// A secret's real value. It has no stream operator and no implicit conversion, so it
+// can't slip into a log line or an event; reveal() is the one door out.
+class SecretValue {
+ public:
+  SecretValue() = default;
+  explicit SecretValue(std::string value) : value_(std::move(value)) {}
+  const std::string& reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  static constexpr std::string_view kRedacted = "[REDACTED]";
+
+ private:
+  std::string value_;
+};
+
+struct Secret {
+  std::string name;                 // also the guest environment variable
+  SecretValue value;
+  std::optional<std::string> value_from_env;  // where the value came from, if an env var
+  std::optional<std::string> placeholder;     // fixed by the user, else random per VM
+  std::vector<HostPattern> hosts;   // the only hosts the real value may reach
+};
+
+struct Resources {
+  double cpus = 1;
+  std::uint32_t memory_mb = 512;
+  std::uint32_t disk_size_mb = 5120;
+  std::uint32_t timeout_seconds = 300;  // 0 = no limit
+};
+
+struct Mount {
+  std::string guest_path;               // absolute, normalised
+  std::filesystem::path host_path;      // absolute, normalised
+  bool readonly = false;
+};
+
+struct ResolveOverride {
+  std::string host;                     // canonical name
+  std::vector<IpAddress> addresses;
+};
+
+struct DnsServer {
+  IpAddress address;
+  std::uint16_t port = 53;
+  std::string to_string() const;
+};
+
+struct NetworkPolicy {
+  std::vector<HostPattern> allowed_hosts;
+  std::vector<HostPattern> blocked_hosts;  // wins over allowed_hosts
+  bool block_private_ips = true;
+  // Exceptions to the private-address guard: address blocks, or names whose resolved
+  // addresses may be private (e.g. a test server the `resolve` map points at loopback).
+  std::vector<Cidr> allow_private_cidrs;
+  std::vector<HostPattern> allow_private_hosts;
+  std::vector<Secret> secrets;              // sorted by name
+  std::optional<std::filesystem::path> policy_script;
+  std::vector<DnsServer> dns_servers;       // empty: the host's resolvers
+  std::optional<std::filesystem::path> upstream_ca_file;
+  std::vector<ResolveOverride> resolve;     // sorted by host
+};
+
+struct VfsPolicy {
+  std::string workspace = "/workspace";
+  std::vector<Mount> mounts;                // sorted by guest path
+};
+
+struct Policy {
+  std::string source;                       // file it came from, or "" for defaults
+  std::string image = "default";
+  Resources resources;
+  NetworkPolicy network;
+  VfsPolicy vfs;
+  std::map<std::string, std::string> env;
+};
+
+}  // namespace airlock::policy
