@@ -18,22 +18,27 @@ int g_exit_code = 0;
 int exit_code() { return g_exit_code; }
 void set_exit_code(int code) { g_exit_code = code; }
 
+// Repeatable flags take one value each, so `-e A=1 ID -- CMD` leaves ID positional.
 void add_policy_flags(CLI::App& command, PolicyFlags& flags, bool with_policy_option) {
   if (with_policy_option)
     command.add_option("--policy", flags.policy_file, "Policy file (YAML)")->check(CLI::ExistingFile);
   auto& o = flags.overrides;
   command.add_option("--allow-host", o.allow_hosts, "Allow a host pattern (repeatable)")
-      ->type_name("PATTERN");
+      ->type_name("PATTERN")
+      ->allow_extra_args(false);
   command.add_option("--secret", o.secrets,
                      "Secret NAME=VALUE@host1,host2, or NAME@host1,host2 to take the value "
                      "from $NAME (repeatable)")
-      ->type_name("SPEC");
+      ->type_name("SPEC")
+      ->allow_extra_args(false);
   command.add_option("-v,--volume", o.volumes,
                      "Mount a host folder HOST:GUEST[:ro]; GUEST is relative to the workspace "
                      "unless inside it (repeatable)")
-      ->type_name("HOST:GUEST[:ro]");
+      ->type_name("HOST:GUEST[:ro]")
+      ->allow_extra_args(false);
   command.add_option("-e,--env", o.env, "Set K=V in the sandbox, or pass $K through with K")
-      ->type_name("K=V");
+      ->type_name("K=V")
+      ->allow_extra_args(false);
   command.add_option("--cpus", o.cpus, "Virtual CPUs (default 1)");
   command.add_option("--memory", o.memory, "Memory in MB, or with a unit: 2G (default 512)");
   command.add_option("--timeout", o.timeout, "Sandbox time limit: 300, 90s, 5m, 1h; 0 = none")

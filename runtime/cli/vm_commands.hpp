@@ -1,0 +1,7 @@
+// The VM commands of the CLI: run, create, exec, cp, ls, stop, rm, logs, events, image.
+// Registered by register_vm_commands() (declared in commands.hpp, defined in
+// vm_commands.cpp). Each reports its own failures as one line on stderr and exit code
+// 125; run and exec exit with the command's code.
+#pragma once
+
+#include "runtime/cli/commands.hpp"

@@ -1,0 +1,52 @@
+// The VM's audit log: events.jsonl, one JSON object per line, flushed as written.
+//
+// Each line is {"seq","type","timestamp" (unix ms),"vm_id", <type>: {...}}. seq counts
+// from 1 with no gaps, so a reader can prove nothing was lost; reopening an existing log
+// continues after its last valid line (a torn last line, from a crash mid-write, is
+// ignored for numbering and the next line starts on a fresh line). One writer at a
+// time: the supervisor while it lives, then the CLI for the final "removed" event.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace airlock::runtime {
+
+// The JSON line (without newline) for one event body {"type":..., "<type>":{...}}.
+std::string make_audit_line(std::uint64_t seq, std::int64_t timestamp_ms, const std::string& vm_id,
+                            const nlohmann::json& body);
+
+// The highest seq in a log's text; 0 for an empty or unreadable log.
+std::uint64_t last_audit_seq(std::string_view text);
+
+class AuditLog {
+ public:
+  AuditLog() = default;
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Opens (creating) the log for appending. False on failure.
+  bool open(const std::filesystem::path& file, std::string vm_id);
+  // Appends one event and flushes; returns the line written (without newline), or ""
+  // if the write failed.
+  std::string append(const nlohmann::json& body, std::int64_t timestamp_ms);
+  // Convenience for lifecycle events: {"type":"lifecycle","lifecycle":{"event":E,...extra}}.
+  std::string lifecycle(const std::string& event, nlohmann::json extra, std::int64_t timestamp_ms);
+
+  std::uint64_t last_seq() const { return seq_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::filesystem::path path_;
+  std::string vm_id_;
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace airlock::runtime

@@ -1,0 +1,108 @@
+// Sans-IO multiplexer between the CLI clients of a VM's API socket and the guest's one
+// control channel.
+//
+// Theory of operation: every client numbers its own requests (channel ids it picks);
+// the guest sees one connection, so each new request gets a fresh guest channel and the
+// router keeps the two-way map (client, client channel) <-> guest channel. Frames are
+// rewritten and returned as outputs; the supervisor's I/O driver only moves bytes. A
+// request's route ends when the guest finishes it: "exit"/"error" for exec, "ok"/"error"
+// for the one-reply file ops, the empty file_data frame after "ok" for file.read. While
+// the route lives the router also records what the audit log needs (the command line and
+// its start time) and emits exec and file audit events.
+//
+// Host-only ops (status, stop, events) are handed back to the supervisor as requests.
+// When a client disconnects, its running requests are cancelled in the guest and their
+// routes stay (output dropped) until the guest ends them, so a late reply can't reach a
+// new request that reused the id.
+//
+// Refuses: guest frames on channels nobody opened, guest control frames that are not
+// JSON objects, unknown guest ops on channel 0, malformed file events (all dropped and
+// counted: the guest runs hostile code); client requests with an unknown op, a reused
+// channel, channel 0, or beyond the per-client and total caps (answered with an error).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/frame.hpp"
+
+namespace airlock::runtime {
+
+using ClientId = std::uint64_t;
+
+struct RouterOutput {
+  enum class Kind {
+    to_guest,      // frame: send on the control channel
+    to_client,     // client + frame: send to that API client
+    host_request,  // client + frame.channel + json: status/stop/events, for the supervisor
+    audit,         // json: {"type":..., "<type>": {...}} without seq/timestamp/vm_id
+    hello,         // json: the guest's hello (the VM has booted)
+    guest_log,     // json: {"level","message"} from the guest, for the supervisor log
+  };
+  Kind kind = Kind::to_guest;
+  ClientId client = 0;
+  protocol::Frame frame;
+  nlohmann::json json;
+};
+
+struct RouterCounters {
+  std::uint64_t guest_unknown_channel = 0;
+  std::uint64_t guest_bad_control = 0;
+  std::uint64_t guest_bad_event = 0;
+  std::uint64_t client_dropped = 0;
+};
+
+class Router {
+ public:
+  static constexpr std::size_t kMaxChannelsPerClient = 64;
+  static constexpr std::size_t kMaxChannels = 1024;
+  static constexpr std::size_t kMaxPathBytes = 4096;
+
+  using Outputs = std::vector<RouterOutput>;
+
+  Outputs on_client_frame(ClientId client, const protocol::Frame& frame, std::int64_t now_ms);
+  Outputs on_guest_frame(const protocol::Frame& frame, std::int64_t now_ms);
+  Outputs on_client_closed(ClientId client);
+  // The guest is gone (QEMU exited): every open request is answered with an error.
+  Outputs on_guest_lost(const std::string& reason);
+
+  std::size_t open_routes() const { return by_guest_.size(); }
+  const RouterCounters& counters() const { return counters_; }
+
+  // argv (or a shell string) as one POSIX-shell-safe line, for the audit log.
+  static std::string shell_join(const nlohmann::json& exec_request);
+
+ private:
+  enum class Kind { exec, file_read, file_write, one_reply };
+  struct Route {
+    ClientId client = 0;
+    std::uint32_t client_channel = 0;
+    Kind kind = Kind::one_reply;
+    bool client_gone = false;
+    bool read_header_seen = false;
+    std::string command;
+    std::int64_t started_ms = 0;
+  };
+
+  void end_route(std::uint32_t guest_channel);
+  std::uint32_t allocate_channel();
+  void reply_error(Outputs& out, ClientId client, std::uint32_t channel, const std::string& code,
+                   const std::string& message);
+  void on_guest_connection_frame(Outputs& out, const protocol::Frame& frame);
+  void on_guest_route_control(Outputs& out, std::uint32_t guest_channel, Route& route,
+                              const protocol::Frame& frame, std::int64_t now_ms);
+
+  std::map<std::uint32_t, Route> by_guest_;
+  std::map<std::pair<ClientId, std::uint32_t>, std::uint32_t> by_client_;
+  std::map<ClientId, std::size_t> per_client_;
+  std::uint32_t next_channel_ = 1;
+  RouterCounters counters_;
+};
+
+}  // namespace airlock::runtime
