@@ -56,6 +56,9 @@ class VmTestCase(unittest.TestCase):
         self._vms = []
         self.tmp = tempfile.TemporaryDirectory(prefix="airlock-e2e-")
         self.addCleanup(self.tmp.cleanup)
+        # Host folders mounted into a guest keep their host ownership and mode; the
+        # guest's sandbox user must be able to enter this one.
+        os.chmod(self.tmp.name, 0o755)
 
     def tearDown(self):
         for vm in self._vms:
