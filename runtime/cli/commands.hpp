@@ -26,6 +26,7 @@ void add_policy_flags(CLI::App& command, PolicyFlags& flags, bool with_policy_op
 policy::Policy build_policy(const PolicyFlags& flags);
 
 void register_policy_commands(CLI::App& app);
-void register_vm_commands(CLI::App& app);  // runtime/cli/vm_commands.cpp
+void register_vm_commands(CLI::App& app);     // runtime/cli/vm_commands.cpp
+void register_debug_commands(CLI::App& app);  // runtime/cli/debug_commands.cpp
 
 }  // namespace airlock::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   airlock::cli::register_policy_commands(app);
 #ifdef AIRLOCK_HAVE_VM_COMMANDS
   airlock::cli::register_vm_commands(app);
+  airlock::cli::register_debug_commands(app);
 #endif
   try {
     app.parse(argc, argv);
