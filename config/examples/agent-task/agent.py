@@ -1,0 +1,28 @@
+"""A stand-in for an AI agent, used by scripts/demo: it reads its task, writes code into
+the workspace, runs it, and probes the sandbox the way untrusted code might.
+Everything it does shows up on airlock's audit stream."""
+import ctypes
+import os
+import subprocess
+import sys
+
+task = open("/workspace/task/TASK.md").read().strip()
+print(f"agent: task: {task}")
+
+os.makedirs("/workspace/out", exist_ok=True)
+with open("/workspace/out/fib.py", "w") as f:
+    f.write("a, b = 0, 1\nfor _ in range(20):\n    a, b = b, a + b\nprint(a)\n")
+result = subprocess.run([sys.executable, "/workspace/out/fib.py"], capture_output=True, text=True)
+print(f"agent: fib(20) = {result.stdout.strip()}")
+with open("/workspace/out/answer.txt", "w") as f:
+    f.write(result.stdout)
+
+libc = ctypes.CDLL(None, use_errno=True)
+denied = libc.ptrace(0, 0, 0, 0) == -1
+print(f"agent: ptrace denied by the sandbox: {denied}")
+print(f"agent: running as uid {os.getuid()} with OPENAI_API_KEY={'set' if os.environ.get('OPENAI_API_KEY') else 'unset'}")
+try:
+    open("/workspace/task/TASK.md", "a").write("tampered\n")
+    print("agent: could modify its read-only task folder (unexpected)")
+except OSError as e:
+    print(f"agent: task folder is read-only: {e.strerror}")
