@@ -1,8 +1,9 @@
 // airlock-init: PID 1 of an airlock guest.
 //
 // Runs as /init from the initramfs: mounts the basics, loads the modules the image
-// lists, switches to the VM's disk, prepares hostname, workspace and shares, opens the
-// control port, says hello and serves the host's requests until told to shut down
+// lists, switches to the VM's disk (grown to the disk's size in the background,
+// root_grow.hpp), prepares hostname, network (network.hpp), workspace and shares, opens
+// the control port, says hello and serves the host's requests until told to shut down
 // (boot.hpp, control_loop.hpp). With airlock.probe=1 it powers off as soon as the kernel
 // has started it, which is all a probe of the accelerator needs. Any failure that
 // leaves the guest unusable powers the VM off with a line on the console: a guest that
@@ -25,6 +26,8 @@
 #include "guest-init/control_port.hpp"
 #include "guest-init/file_watch.hpp"
 #include "guest-init/log.hpp"
+#include "guest-init/network.hpp"
+#include "guest-init/root_grow.hpp"
 #include "guest-init/shutdown.hpp"
 #include "protocol/messages.hpp"
 
@@ -71,7 +74,9 @@ std::string hello_message() {
     power_off_now();
   }
   late_mounts();
+  start_root_grow("/dev/vda");  // in the background; still single-threaded here
   configure_host(config);
+  configure_network(config);
   prepare_workspace(config);
 
   const int port = open_control_port(std::chrono::seconds(10));
