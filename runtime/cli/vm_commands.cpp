@@ -4,8 +4,8 @@
 // to that VM's supervisor over api.sock (runtime/vm/client.hpp); create and run start a
 // supervisor with launch_vm(). Exit codes: the command's own for run/exec, 125 for
 // airlock's failures (unknown VM, missing image, VM that won't boot), 2 for policy and
-// flag errors. Limits: cp copies single files; the network is not wired yet, so network
-// policy flags are accepted and validated but the VM has no NIC.
+// flag errors. Limits: cp copies single files. The VM's NIC and its policed network come
+// from the supervisor (proxy/relay); --no-network leaves the NIC out.
 #include "runtime/cli/vm_commands.hpp"
 
 #include <fcntl.h>
@@ -180,7 +180,7 @@ nlohmann::json config_json(const policy::Policy& p) {
           {"policy_file", p.source}};
 }
 
-runtime::LaunchResult create_vm(const policy::Policy& p) {
+runtime::LaunchResult create_vm(const policy::Policy& p, bool network) {
   const fs::path home = runtime::airlock_home();
   const ImagePaths image = resolve_image(home, p.image);
 
@@ -214,6 +214,8 @@ runtime::LaunchResult create_vm(const policy::Policy& p) {
   config.boot_timeout = boot_timeout(accel->accel);
   config.qemu_binary = probe.qemu_binary;
   config.config_json = config_json(p);
+  config.config_json["network"] = network;
+  if (network) config.network = p;
   Result<runtime::LaunchResult> launched = runtime::launch_vm(config);
   if (!launched) throw CommandError(launched.error());
   debug("VM " + launched->id + " booted in " + std::to_string(launched->boot_ms) + " ms");
@@ -349,6 +351,7 @@ struct RunArgs {
   bool json = false;
   std::string events;
   std::string image;
+  bool no_network = false;
 };
 
 int cmd_run(RunArgs& a) {
@@ -357,7 +360,7 @@ int cmd_run(RunArgs& a) {
   if (a.exec.command.empty()) throw CommandError("no command given: airlock run [flags] -- CMD...");
   runtime::ExecRequest request =
       exec_request(a.exec, p.env, std::uint64_t{p.resources.timeout_seconds} * 1000);
-  const runtime::LaunchResult vm = create_vm(p);
+  const runtime::LaunchResult vm = create_vm(p, !a.no_network);
   const VmRef ref{vm.id, runtime::vm_paths(runtime::airlock_home(), vm.id)};
   ExecCapture capture;
   capture.capture = a.json;
@@ -401,12 +404,13 @@ int cmd_run(RunArgs& a) {
 struct CreateArgs {
   PolicyFlags policy;
   std::string image;
+  bool no_network = false;
 };
 
 int cmd_create(CreateArgs& a) {
   policy::Policy p = build_policy(a.policy);
   if (!a.image.empty()) p.image = a.image;
-  std::cout << create_vm(p).id << "\n";
+  std::cout << create_vm(p, !a.no_network).id << "\n";
   return 0;
 }
 
@@ -657,6 +661,7 @@ void register_vm_commands(CLI::App& app) {
   run_cmd->add_option("--events", run->events, "Write the audit events to FILE (- = stderr)")
       ->type_name("FILE|-");
   run_cmd->add_option("--image", run->image, "Image name (default: the policy's, else default)");
+  run_cmd->add_flag("--no-network", run->no_network, "Give the VM no network interface at all");
   run_cmd->add_option("command", run->exec.command, "Command and arguments (after --)");
   run_cmd->callback([run] { guarded([&] { return cmd_run(*run); }); });
 
@@ -665,6 +670,7 @@ void register_vm_commands(CLI::App& app) {
   CLI::App* create_cmd = app.add_subcommand("create", "Create and boot a VM; prints its id");
   add_policy_flags(*create_cmd, create->policy);
   create_cmd->add_option("--image", create->image, "Image name (default: the policy's, else default)");
+  create_cmd->add_flag("--no-network", create->no_network, "Give the VM no network interface at all");
   create_cmd->callback([create] { guarded([&] { return cmd_create(*create); }); });
 
   // exec

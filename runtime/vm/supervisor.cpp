@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <bit>
+#include <random>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include <boost/asio.hpp>
 
 #include "protocol/frame.hpp"
+#include "proxy/relay/engine.hpp"
 #include "runtime/vm/audit_log.hpp"
 #include "runtime/vm/host_tsc.hpp"
 #include "runtime/vm/process.hpp"
@@ -42,6 +45,7 @@ namespace {
 constexpr const char* kApiSock = "api.sock";
 constexpr const char* kCtlSock = "ctl.sock";
 constexpr const char* kQmpSock = "qmp.sock";
+constexpr const char* kNetSock = "net.sock";
 constexpr const char* kConsoleLog = "console.log";
 constexpr const char* kDisk = "disk.qcow2";
 constexpr const char* kEvents = "events.jsonl";
@@ -108,6 +112,7 @@ class Supervisor {
   void begin_stop();
   void escalate_stop();
   void finish();
+  bool start_network(MachineConfig& machine);
 
   // Guest side.
   void try_connect_ctl();
@@ -150,6 +155,8 @@ class Supervisor {
   ClientId next_client_ = 1;
   std::vector<std::pair<ClientId, std::uint32_t>> event_followers_;
   std::vector<std::pair<ClientId, std::uint32_t>> stop_waiters_;
+
+  std::unique_ptr<relay::NetworkEngine> network_;
 
   pid_t qemu_pid_ = -1;
   std::chrono::steady_clock::time_point qemu_started_;
@@ -247,6 +254,7 @@ bool Supervisor::prepare() {
   machine.console_log = kConsoleLog;
   machine.ctl_socket = kCtlSock;
   machine.qmp_socket = kQmpSock;
+  if (config_.network && !start_network(machine)) return false;
   std::vector<std::string> argv;
   try {
     argv = build_qemu_argv(machine);
@@ -272,6 +280,40 @@ bool Supervisor::prepare() {
   }
   qemu_pid_ = *pid;
   qemu_started_ = std::chrono::steady_clock::now();
+  return true;
+}
+
+// Listens on net.sock for QEMU's -netdev stream before QEMU starts (QEMU 7.2 connects
+// once, at start-up) and gives the guest its addressing on the kernel command line.
+bool Supervisor::start_network(MachineConfig& machine) {
+  relay::EngineConfig net;
+  net.socket_path = kNetSock;
+  std::random_device random;
+  net.net.isn_seed = (std::uint64_t{random()} << 32) | random();
+  net.net.max_pending_flows = 256;  // SYNs wait while their upstream is dialled
+  net.log = [](std::string_view line) { log_line("network: " + std::string(line)); };
+  ::unlink(kNetSock);
+  try {
+    network_ = std::make_unique<relay::NetworkEngine>(
+        io_, *config_.network, net, [this](relay::AuditEvent event) {
+          emit_audit({{"type", event.type}, {event.type, std::move(event.data)}});
+        });
+    network_->start();
+  } catch (const std::exception& e) {
+    fail(std::string("can't set up the guest network: ") + e.what());
+    return false;
+  }
+  auto text = [](netstack::Ipv4Address a) {
+    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
+           std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
+  };
+  NetworkConfig nic;
+  nic.socket_path = kNetSock;
+  nic.mtu = net.net.mtu;
+  nic.guest_ip = text(net.net.guest_ip) + "/" + std::to_string(std::popcount(net.net.netmask));
+  nic.gateway_ip = text(net.net.gateway_ip);
+  nic.dns = nic.gateway_ip;
+  machine.network = nic;
   return true;
 }
 

@@ -19,12 +19,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/result.hpp"
+#include "policy/policy.hpp"
 #include "runtime/vm/machine_config.hpp"
 
 namespace airlock::runtime {
@@ -46,6 +48,9 @@ struct SupervisorConfig {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string qemu_img_binary = "qemu-img";
   nlohmann::json config_json = nlohmann::json::object();  // for state.json (no secrets)
+  // The guest's network and the policy that polices it; nullopt = no NIC at all. Held in
+  // memory only (it may carry secret values): the supervisor inherits it across fork.
+  std::optional<policy::Policy> network;
 };
 
 struct LaunchResult {
