@@ -216,6 +216,12 @@ runtime::LaunchResult create_vm(const policy::Policy& p, bool network) {
   config.config_json = config_json(p);
   config.config_json["network"] = network;
   if (network) config.network = p;
+  // Benchmarks only (bench/net): the same VM on QEMU's unpoliced user-mode network.
+  if (const char* n = std::getenv("AIRLOCK_BENCH_QEMU_USER_NET"); network && n && std::string(n) == "1") {
+    config.network.reset();
+    config.qemu_user_network = true;
+    config.config_json["network"] = "qemu-user (benchmark)";
+  }
   Result<runtime::LaunchResult> launched = runtime::launch_vm(config);
   if (!launched) throw CommandError(launched.error());
   debug("VM " + launched->id + " booted in " + std::to_string(launched->boot_ms) + " ms");

@@ -31,6 +31,9 @@ struct MountSpec {
 // Filled in once the network proxy lands; absent means "no NIC".
 struct NetworkConfig {
   std::filesystem::path socket_path;
+  // QEMU's own user-mode network instead of airlock's: for benchmarks only (bench/net
+  // compares the two); nothing is policed on it.
+  bool qemu_user_mode = false;
   std::string mac = "52:54:00:12:34:56";
   std::uint32_t mtu = 1500;
   std::string guest_ip;     // CIDR, e.g. 10.0.2.15/24

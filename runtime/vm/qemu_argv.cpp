@@ -164,9 +164,12 @@ std::vector<std::string> build_qemu_argv(const MachineConfig& config) {
 
   if (config.network) {
     const NetworkConfig& net = *config.network;
+    const std::string netdev =
+        net.qemu_user_mode ? std::string("user,id=net0")
+                           : "stream,id=net0,server=off,addr.type=unix,addr.path=" +
+                                 qemu_escape(net.socket_path.string());
     argv.insert(argv.end(),
-                {"-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=" +
-                                qemu_escape(net.socket_path.string()),
+                {"-netdev", netdev,
                  "-device", "virtio-net-device,netdev=net0,mac=" + net.mac +
                                 ",host_mtu=" + std::to_string(net.mtu)});
   }

@@ -254,7 +254,16 @@ bool Supervisor::prepare() {
   machine.console_log = kConsoleLog;
   machine.ctl_socket = kCtlSock;
   machine.qmp_socket = kQmpSock;
-  if (config_.network && !start_network(machine)) return false;
+  if (config_.qemu_user_network) {
+    NetworkConfig nic;
+    nic.qemu_user_mode = true;
+    nic.guest_ip = "10.0.2.15/24";  // QEMU's user-mode defaults
+    nic.gateway_ip = "10.0.2.2";
+    nic.dns = "10.0.2.3";
+    machine.network = nic;
+  } else if (config_.network && !start_network(machine)) {
+    return false;
+  }
   std::vector<std::string> argv;
   try {
     argv = build_qemu_argv(machine);

@@ -51,6 +51,8 @@ struct SupervisorConfig {
   // The guest's network and the policy that polices it; nullopt = no NIC at all. Held in
   // memory only (it may carry secret values): the supervisor inherits it across fork.
   std::optional<policy::Policy> network;
+  // Benchmarks only: QEMU's user-mode network in place of airlock's (see bench/net).
+  bool qemu_user_network = false;
 };
 
 struct LaunchResult {
