@@ -312,10 +312,7 @@ bool Supervisor::start_network(MachineConfig& machine) {
     fail(std::string("can't set up the guest network: ") + e.what());
     return false;
   }
-  auto text = [](netstack::Ipv4Address a) {
-    return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) + "." +
-           std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
-  };
+  auto text = [](netstack::Ipv4Address a) { return policy::IpAddress::v4(a).to_string(); };
   NetworkConfig nic;
   nic.socket_path = kNetSock;
   nic.mtu = net.net.mtu;
