@@ -109,6 +109,52 @@ struct Counters {
   std::uint64_t dropped_tcp_buffer_cap = 0;  // SYN or data over max_buffered_bytes
 };
 
+// Calls fn(name, value) for every counter, in declaration order (for logs and events).
+template <typename Fn>
+void for_each_counter(const Counters& c, Fn&& fn) {
+  fn("frames_in", c.frames_in);
+  fn("frames_out", c.frames_out);
+  fn("dropped_truncated", c.dropped_truncated);
+  fn("dropped_malformed", c.dropped_malformed);
+  fn("dropped_bad_checksum", c.dropped_bad_checksum);
+  fn("dropped_ipv6", c.dropped_ipv6);
+  fn("dropped_ethertype", c.dropped_ethertype);
+  fn("dropped_not_for_us", c.dropped_not_for_us);
+  fn("dropped_bad_source", c.dropped_bad_source);
+  fn("dropped_fragment", c.dropped_fragment);
+  fn("dropped_protocol", c.dropped_protocol);
+  fn("arp_replies", c.arp_replies);
+  fn("dropped_arp_probe", c.dropped_arp_probe);
+  fn("dropped_arp_other", c.dropped_arp_other);
+  fn("icmp_echo_replies", c.icmp_echo_replies);
+  fn("dropped_icmp_other", c.dropped_icmp_other);
+  fn("icmp_unreachable_sent", c.icmp_unreachable_sent);
+  fn("icmp_rate_limited", c.icmp_rate_limited);
+  fn("dns_queries", c.dns_queries);
+  fn("dns_replies", c.dns_replies);
+  fn("dropped_dns_unanswered", c.dropped_dns_unanswered);
+  fn("dropped_dns_reply_too_big", c.dropped_dns_reply_too_big);
+  fn("dropped_udp_other", c.dropped_udp_other);
+  fn("tcp_flows_requested", c.tcp_flows_requested);
+  fn("tcp_flows_accepted", c.tcp_flows_accepted);
+  fn("tcp_flows_rejected", c.tcp_flows_rejected);
+  fn("tcp_flows_closed", c.tcp_flows_closed);
+  fn("tcp_rst_sent", c.tcp_rst_sent);
+  fn("tcp_rst_received", c.tcp_rst_received);
+  fn("tcp_retransmits", c.tcp_retransmits);
+  fn("tcp_window_probes", c.tcp_window_probes);
+  fn("tcp_window_updates", c.tcp_window_updates);
+  fn("tcp_duplicate_syns", c.tcp_duplicate_syns);
+  fn("tcp_timeouts", c.tcp_timeouts);
+  fn("dropped_tcp_no_flow", c.dropped_tcp_no_flow);
+  fn("dropped_tcp_out_of_order", c.dropped_tcp_out_of_order);
+  fn("dropped_tcp_out_of_window", c.dropped_tcp_out_of_window);
+  fn("dropped_tcp_bad_flags", c.dropped_tcp_bad_flags);
+  fn("dropped_tcp_flow_cap", c.dropped_tcp_flow_cap);
+  fn("dropped_tcp_pending_cap", c.dropped_tcp_pending_cap);
+  fn("dropped_tcp_buffer_cap", c.dropped_tcp_buffer_cap);
+}
+
 // A TCP flow as the guest opened it: its source port and the destination it asked for.
 struct FlowKey {
   std::uint16_t guest_port = 0;

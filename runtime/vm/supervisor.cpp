@@ -375,9 +375,16 @@ void Supervisor::on_qemu_exit(int status) {
          (why.empty() ? "" : ": " + why) + "; see " +
          (config_.home / "vms" / config_.id / kConsoleLog).string());
   }
-  emit_audit({{"type", "lifecycle"},
-              {"lifecycle", {{"event", "stopped"}, {"qemu_exit_code", code},
-                             {"requested", stopping_}}}});
+  nlohmann::json stopped = {{"event", "stopped"}, {"qemu_exit_code", code}, {"requested", stopping_}};
+  if (network_) {
+    // What the guest's network did, drops by reason included: nothing is dropped silently.
+    nlohmann::json counters = nlohmann::json::object();
+    netstack::for_each_counter(network_->stack_counters(), [&](const char* name, std::uint64_t v) {
+      if (v != 0) counters[name] = v;
+    });
+    stopped["network_counters"] = counters;
+  }
+  emit_audit({{"type", "lifecycle"}, {"lifecycle", stopped}});
   if (state_.status != "failed") state_.status = "stopped";
   write_state();
   dispatch(router_.on_guest_lost("the VM stopped"));
