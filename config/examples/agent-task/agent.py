@@ -26,3 +26,17 @@ try:
     print("agent: could modify its read-only task folder (unexpected)")
 except OSError as e:
     print(f"agent: task folder is read-only: {e.strerror}")
+
+# Network probes the policy refuses without airlock sending anything anywhere: a name
+# outside the allowlist (DNS answers REFUSED) and the cloud metadata address.
+import socket
+try:
+    socket.getaddrinfo("exfiltrate.example.net", 443)
+    print("agent: resolved a host outside the allowlist (unexpected)")
+except socket.gaierror:
+    print("agent: exfiltrate.example.net does not resolve in the sandbox")
+try:
+    socket.create_connection(("169.254.169.254", 80), timeout=10)
+    print("agent: reached the metadata address (unexpected)")
+except OSError as e:
+    print(f"agent: 169.254.169.254 refused: {e.strerror}")
