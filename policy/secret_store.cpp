@@ -1,0 +1,210 @@
+// Secret placeholders and their substitution; see secret_store.hpp.
+#include "policy/secret_store.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+
+namespace airlock::policy {
+
+namespace {
+
+constexpr int kDrawAttempts = 8;
+
+bool is_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// Either placeholder found inside the other (equal ones included).
+bool overlapping(std::string_view a, std::string_view b) {
+  return a.find(b) != std::string_view::npos || b.find(a) != std::string_view::npos;
+}
+
+// Fills buffer from the kernel's CSPRNG; std::random_device when getrandom is missing.
+void fill_random(std::span<std::uint8_t> buffer) {
+  std::size_t done = 0;
+  while (done < buffer.size()) {
+    const ssize_t n = getrandom(buffer.data() + done, buffer.size() - done, 0);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      std::random_device device;
+      for (; done < buffer.size(); ++done) buffer[done] = static_cast<std::uint8_t>(device() & 0xFF);
+    }
+  }
+}
+
+}  // namespace
+
+SecretStore::RandomHex SecretStore::kernel_random_hex() {
+  return [](std::size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::vector<std::uint8_t> raw((n + 1) / 2);
+    fill_random(raw);
+    std::string out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint8_t byte = raw[i / 2];
+      out.push_back(kHex[i % 2 == 0 ? byte >> 4 : byte & 0xF]);
+    }
+    return out;
+  };
+}
+
+SecretStore::SecretStore(const std::vector<Secret>& secrets, RandomHex random_hex) {
+  std::vector<std::string> placeholders(secrets.size());
+  // Fixed placeholders first: a clash among them is the user's to fix.
+  for (std::size_t i = 0; i < secrets.size(); ++i) {
+    const Secret& secret = secrets[i];
+    if (!secret.placeholder) continue;
+    if (secret.placeholder->empty())
+      throw PolicyError("secret " + secret.name + ": the placeholder is empty");
+    for (std::size_t j = 0; j < i; ++j)
+      if (!placeholders[j].empty() && overlapping(*secret.placeholder, placeholders[j]))
+        throw PolicyError("secrets " + secrets[j].name + " and " + secret.name +
+                          ": one placeholder equals or contains the other");
+    placeholders[i] = *secret.placeholder;
+  }
+  // Random ones, drawn again on the (astronomically unlikely) clash.
+  for (std::size_t i = 0; i < secrets.size(); ++i) {
+    if (secrets[i].placeholder) continue;
+    for (int attempt = 0; attempt < kDrawAttempts && placeholders[i].empty(); ++attempt) {
+      const std::string hex = random_hex(kRandomHexChars);
+      if (hex.size() != kRandomHexChars || !is_hex(hex)) continue;
+      std::string candidate = std::string(kPlaceholderPrefix) + hex;
+      bool clash = false;
+      for (const std::string& other : placeholders)
+        clash = clash || (!other.empty() && overlapping(candidate, other));
+      if (!clash) placeholders[i] = std::move(candidate);
+    }
+    if (placeholders[i].empty())
+      throw PolicyError("secret " + secrets[i].name + ": could not draw a unique placeholder");
+  }
+  entries_.reserve(secrets.size());
+  for (std::size_t i = 0; i < secrets.size(); ++i) {
+    const Secret& secret = secrets[i];
+    entries_.push_back({secret.name, std::move(placeholders[i]), secret.value, secret.hosts});
+    const Entry& entry = entries_.back();
+    max_placeholder_size_ = std::max(max_placeholder_size_, entry.placeholder.size());
+    first_bytes_[static_cast<unsigned char>(entry.placeholder.front())] = true;
+  }
+}
+
+std::map<std::string, std::string> SecretStore::guest_env() const {
+  std::map<std::string, std::string> env;
+  for (const Entry& entry : entries_) env[entry.name] = entry.placeholder;
+  return env;
+}
+
+bool SecretStore::authorized(const Entry& entry, const Host& host, std::uint16_t port, bool tls) const {
+  if (!tls) return false;
+  for (const HostPattern& pattern : entry.hosts)
+    if (pattern.matches(host, port)) return true;
+  return false;
+}
+
+const SecretStore::Entry* SecretStore::match_at(std::string_view text) const {
+  if (text.empty() || !starts_placeholder(static_cast<unsigned char>(text.front()))) return nullptr;
+  for (const Entry& entry : entries_)
+    if (text.starts_with(entry.placeholder)) return &entry;
+  return nullptr;
+}
+
+bool SecretStore::could_start_placeholder(std::string_view text) const {
+  for (const Entry& entry : entries_)
+    if (text.size() < entry.placeholder.size() && entry.placeholder.starts_with(text)) return true;
+  return false;
+}
+
+SecretStore::Scan SecretStore::substitute(std::string& text, const Host& host, std::uint16_t port,
+                                          bool tls) const {
+  Scan scan;
+  if (entries_.empty()) return scan;
+  // First pass: find every placeholder and judge it, so a leak leaves text untouched.
+  struct Found {
+    std::size_t at;
+    const Entry* entry;
+  };
+  std::vector<Found> found;
+  const std::string_view view = text;
+  for (std::size_t i = 0; i < view.size();) {
+    const Entry* entry = match_at(view.substr(i));
+    if (entry == nullptr) {
+      ++i;
+      continue;
+    }
+    if (!authorized(*entry, host, port, tls)) {
+      scan.leaked = entry->name;
+      return scan;
+    }
+    found.push_back({i, entry});
+    i += entry->placeholder.size();
+  }
+  if (found.empty()) return scan;
+
+  std::string out;
+  std::size_t from = 0;
+  for (const Found& f : found) {
+    out.append(view.substr(from, f.at - from));
+    out.append(f.entry->value.reveal());
+    from = f.at + f.entry->placeholder.size();
+    bool seen = false;
+    for (const auto& name : scan.swapped) seen = seen || name == f.entry->name;
+    if (!seen) scan.swapped.push_back(f.entry->name);
+  }
+  out.append(view.substr(from));
+  text = std::move(out);
+  return scan;
+}
+
+BodySubstituter::BodySubstituter(const SecretStore& store, Host host, std::uint16_t port, bool tls)
+    : store_(&store), host_(std::move(host)), port_(port), tls_(tls) {}
+
+void BodySubstituter::feed(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out) {
+  if (leaked_) return;
+  held_.append(reinterpret_cast<const char*>(in.data()), in.size());
+  scan(false, out);
+}
+
+void BodySubstituter::finish(std::vector<std::uint8_t>& out) {
+  if (leaked_) return;
+  scan(true, out);
+}
+
+void BodySubstituter::scan(bool at_end, std::vector<std::uint8_t>& out) {
+  const std::string_view buffer = held_;
+  auto emit = [&out](std::string_view bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); };
+  std::size_t from = 0;  // first byte not yet emitted
+  std::size_t i = 0;
+  while (i < buffer.size()) {
+    if (!store_->starts_placeholder(static_cast<unsigned char>(buffer[i]))) {
+      ++i;
+      continue;
+    }
+    const std::string_view rest = buffer.substr(i);
+    if (const SecretStore::Entry* entry = store_->match_at(rest)) {
+      emit(buffer.substr(from, i - from));
+      if (!store_->authorized(*entry, host_, port_, tls_)) {
+        leaked_ = entry->name;
+        held_.clear();
+        return;
+      }
+      emit(entry->value.reveal());
+      swapped_.insert(entry->name);
+      i += entry->placeholder.size();
+      from = i;
+      continue;
+    }
+    // Possibly a placeholder cut by the end of this piece: hold it for the next one.
+    if (!at_end && store_->could_start_placeholder(rest)) break;
+    ++i;
+  }
+  emit(buffer.substr(from, i - from));
+  held_.erase(0, i);
+}
+
+}  // namespace airlock::policy

@@ -1,0 +1,126 @@
+// SecretStore: the placeholders a guest sees in place of secrets, and the one place they
+// are swapped for the real values.
+//
+// Theory of operation. The guest never holds a real secret: environment variable NAME
+// carries a placeholder, either the one the policy fixed or "AIRLOCK_PLACEHOLDER_" plus
+// 32 random hex characters drawn per VM from the kernel (the name is not part of it, so
+// the placeholder tells nothing). The MITM proxy looks for placeholders in what a guest
+// sends and swaps them only in requests that go over TLS to a host (and port) the secret
+// lists; a placeholder in a request to any other host, or over plain HTTP, is a leak: the
+// request is refused and the placeholder never leaves. No placeholder equals or contains
+// another, so a scan from left to right has exactly one reading.
+//
+// substitute() works on a whole string (request target, header value). BodySubstituter
+// does the same over a body that arrives in pieces, holding back only the bytes that
+// could be the start of a placeholder cut by a chunk boundary: at most
+// max_placeholder_size() - 1 bytes, whatever the body's size.
+//
+// Real values appear only in substituted output: never in an error text, a name list or
+// any other value these classes return.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/host_pattern.hpp"
+#include "policy/policy.hpp"
+
+namespace airlock::policy {
+
+class SecretStore {
+ public:
+  // Returns n random lower-case hex characters.
+  using RandomHex = std::function<std::string(std::size_t)>;
+
+  static constexpr std::string_view kPlaceholderPrefix = "AIRLOCK_PLACEHOLDER_";
+  static constexpr std::size_t kRandomHexChars = 32;
+
+  struct Entry {
+    std::string name;                 // the secret's name, also the guest variable
+    std::string placeholder;          // what the guest sees
+    SecretValue value;                // what authorized requests carry instead
+    std::vector<HostPattern> hosts;   // where the value may go (over TLS)
+  };
+
+  // What substitute() did to one string.
+  struct Scan {
+    std::vector<std::string> swapped;     // names of the secrets swapped in, first seen first
+    std::optional<std::string> leaked;    // first secret whose placeholder is not allowed here
+  };
+
+  // Builds the entries. Throws PolicyError when two placeholders are equal or one
+  // contains another (fixed placeholders only; random ones are drawn again).
+  explicit SecretStore(const std::vector<Secret>& secrets, RandomHex random_hex = kernel_random_hex());
+
+  // NAME -> placeholder, for the guest's environment.
+  std::map<std::string, std::string> guest_env() const;
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  // Whether the entry's real value may go to host:port: TLS and a matching host pattern.
+  bool authorized(const Entry& entry, const Host& host, std::uint16_t port, bool tls) const;
+
+  // Replaces every placeholder in text by its real value, in place, when all of them are
+  // authorized for host:port; otherwise text is left untouched and leaked names the first
+  // unauthorized one.
+  Scan substitute(std::string& text, const Host& host, std::uint16_t port, bool tls) const;
+
+  // Length of the longest placeholder (0 without secrets).
+  std::size_t max_placeholder_size() const { return max_placeholder_size_; }
+
+  // The entry whose placeholder starts text, if any.
+  const Entry* match_at(std::string_view text) const;
+  // Whether text (shorter than a placeholder) could be the start of one.
+  bool could_start_placeholder(std::string_view text) const;
+  // Whether some placeholder begins with this byte.
+  bool starts_placeholder(unsigned char c) const { return first_bytes_[c]; }
+
+  // Random hex from the kernel (getrandom), for placeholders.
+  static RandomHex kernel_random_hex();
+
+ private:
+  std::vector<Entry> entries_;
+  std::size_t max_placeholder_size_ = 0;
+  std::array<bool, 256> first_bytes_{};
+};
+
+// Placeholder substitution over a request body that arrives in pieces, for one request
+// to host:port. Output equals SecretStore::substitute over the whole body as long as no
+// leak is found; once one is, nothing more is emitted (the held bytes with the
+// placeholder included) and the caller aborts the request.
+class BodySubstituter {
+ public:
+  BodySubstituter(const SecretStore& store, Host host, std::uint16_t port, bool tls);
+
+  // Appends to out every byte of in (after substitution) that can't be the start of a
+  // placeholder cut at the end of in; those few are held for the next call.
+  void feed(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out);
+  // End of body: flushes the held bytes.
+  void finish(std::vector<std::uint8_t>& out);
+
+  const std::set<std::string>& swapped() const { return swapped_; }
+  const std::optional<std::string>& leaked() const { return leaked_; }
+  // Bytes held back right now (at most max_placeholder_size() - 1).
+  std::size_t held() const { return held_.size(); }
+
+ private:
+  void scan(bool at_end, std::vector<std::uint8_t>& out);
+
+  const SecretStore* store_;
+  Host host_;
+  std::uint16_t port_;
+  bool tls_;
+  std::string held_;
+  std::set<std::string> swapped_;
+  std::optional<std::string> leaked_;
+};
+
+}  // namespace airlock::policy
