@@ -5,6 +5,7 @@
 // carries the node together with its key path so that every error can say exactly where
 // the user has to look. Nothing here is on the data plane: errors are exceptions.
 #include "policy/loader.hpp"
+#include "policy/script.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -28,6 +29,12 @@ EnvLookup process_env() {
 }
 
 namespace {
+
+bool has_control_bytes(const std::string& text) {
+  for (unsigned char c : text)
+    if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
 
 constexpr std::uint32_t kMinMemoryMb = 128;
 constexpr std::uint32_t kMaxMemoryMb = 1024 * 1024;
@@ -279,7 +286,12 @@ class Loader {
       else if (key == "allow_private") allow_private(value, out);
       else if (key == "secrets") secrets(value, out.secrets);
       else if (key == "policy_script") {
-        if (!value.is_null()) out.policy_script = resolve_path(value, base_dir_, true);
+        if (!value.is_null()) {
+          out.policy_script = resolve_path(value, base_dir_, true);
+          // Compiled and run once now, so a broken script is a policy error ("FILE:LINE: ...").
+          auto script = PolicyScript::load_file(*out.policy_script);
+          if (!script) value.fail("the script does not load: " + script.error());
+        }
       } else if (key == "dns_servers") dns_servers(value, out.dns_servers);
       else if (key == "upstream_ca_file") {
         if (!value.is_null()) out.upstream_ca_file = resolve_path(value, base_dir_, true);
@@ -341,6 +353,8 @@ class Loader {
         value.fail("give either value or value_from_env, not both");
       if (!has_value) value.fail("missing value or value_from_env");
       if (secret.value.empty()) value.fail("secret value is empty");
+      if (has_control_bytes(secret.value.reveal()))
+        value.fail("secret value contains control characters (it would break the HTTP requests it goes into)");
       if (!has_hosts || secret.hosts.empty())
         value.fail("missing hosts: a secret must name the hosts it may be sent to");
       out.push_back(std::move(secret));

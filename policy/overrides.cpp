@@ -52,6 +52,9 @@ Secret parse_secret_flag(const std::string& flag, const EnvLookup& env) {
     secret.value = SecretValue(*value);
     secret.value_from_env = secret.name;
   }
+  for (unsigned char c : secret.value.reveal())
+    if (c < 0x20 || c == 0x7f)
+      flag_error("--secret", shown, "the value contains control characters");
   if (hosts.empty()) flag_error("--secret", shown, "no hosts after '@'");
   for (const std::string& host : split(hosts, ',')) {
     auto pattern = HostPattern::parse(host);
