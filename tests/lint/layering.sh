@@ -3,7 +3,7 @@
 # threads. Fails naming each offending line.
 set -u
 cd "$(dirname "$0")/../.."
-pure_dirs=(common policy certs protocol proxy/netstack proxy/dns)
+pure_dirs=(common policy certs protocol proxy/netstack proxy/dns proxy/tls proxy/http proxy/mitm)
 pattern='#include *[<"](boost/asio|sys/socket\.h|netinet/in\.h|netdb\.h|thread>|ares\.h)'
 status=0
 for dir in "${pure_dirs[@]}"; do

@@ -1,0 +1,403 @@
+// HTTP/1.1 proxying of an intercepted flow; see http_pipeline.hpp.
+#include "proxy/mitm/http_pipeline.hpp"
+
+#include <cctype>
+#include <variant>
+
+#include "proxy/http/serialize.hpp"
+
+namespace airlock::mitm {
+
+namespace {
+
+std::int64_t millis(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
+
+std::string_view phrase(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 502: return "Bad Gateway";
+    default: return "Error";
+  }
+}
+
+}  // namespace
+
+nlohmann::json refusal_body(std::string_view reason, const std::string& host) {
+  return {{"error", "blocked by airlock policy"}, {"reason", std::string(reason)}, {"host", host}};
+}
+
+HttpPipeline::HttpPipeline(const RequestJudge& judge, const policy::SecretStore& secrets,
+                           FlowTarget flow)
+    : judge_(judge), secrets_(secrets), flow_(std::move(flow)) {}
+
+void HttpPipeline::append(Bytes& out, std::string_view text) {
+  out.insert(out.end(), text.begin(), text.end());
+}
+
+std::size_t HttpPipeline::on_guest(std::span<const std::uint8_t> bytes, Clock::time_point now) {
+  if (tunnel_) {
+    to_upstream_.insert(to_upstream_.end(), bytes.begin(), bytes.end());
+    return bytes.size();
+  }
+  std::size_t taken = 0;
+  std::vector<http::RequestEvent> events;
+  while (taken < bytes.size() && !stop_reading_) {
+    events.clear();
+    const std::size_t n = requests_parser_.feed(bytes.subspan(taken), events);
+    taken += n;
+    for (auto& event : events) {
+      if (auto* head = std::get_if<http::RequestHeadEvent>(&event)) {
+        on_request_head(std::move(head->head), now);
+      } else if (auto* body = std::get_if<http::BodyEvent>(&event)) {
+        if (current_) on_request_body(body->data);
+      } else if (std::holds_alternative<http::MessageCompleteEvent>(event)) {
+        if (current_) on_request_complete();
+      } else if (std::holds_alternative<http::UpgradeEvent>(event)) {
+        // The head went upstream (or was refused); bytes after it wait for the 101.
+        if (current_) on_request_complete();
+        if (!refused_) awaiting_upgrade_ = true;
+        stop_reading_ = true;
+      } else if (auto* error = std::get_if<http::ParseErrorEvent>(&event)) {
+        stop_reading_ = true;
+        if (current_) {
+          // A broken body mid-request: the upstream request can't be finished cleanly.
+          upstream_close_ = CloseHow::reset;
+          current_.reset();
+        }
+        Exchange x;
+        x.method = "";
+        x.verdict.host = flow_.host.to_string();
+        x.verdict.url = event_url(flow_.tls, x.verdict.host, flow_.port, "/");
+        x.verdict.rule = flow_.rule;
+        x.verdict.reason = std::string(reason::bad_request);
+        x.verdict.detail = error->reason;
+        x.started = now;
+        refused_ = std::move(x);
+        flush_pending_refusal(now);
+      }
+      if (stop_reading_) break;
+    }
+    if (n == 0 && events.empty()) break;
+  }
+  return taken;
+}
+
+void HttpPipeline::on_request_head(http::RequestHead head, Clock::time_point now) {
+  ++requests_;
+  Exchange x;
+  x.method = head.method;
+  x.started = now;
+  x.upgrade = head.upgrade;
+  x.verdict = judge_.judge(flow_, head);
+  if (!x.verdict.allowed) {
+    stop_reading_ = true;
+    refused_ = std::move(x);
+    flush_pending_refusal(now);
+    return;
+  }
+  // Hop-by-hop headers meant for a proxy never go upstream.
+  http::remove_headers(head.headers, "proxy-connection");
+  http::remove_headers(head.headers, "proxy-authorization");
+
+  const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
+  substituter_.reset();
+  scan_only_large_ = false;
+  body_out_ = BodyOut::none;
+  if (has_body) {
+    body_out_ = head.chunked ? BodyOut::chunked : BodyOut::raw;
+    if (!secrets_.entries().empty()) {
+      const bool may_grow = judge_.host_has_secrets(flow_);
+      if (head.chunked || !may_grow) {
+        // Chunked bodies are re-framed anyway; elsewhere nothing is swapped, so the scan
+        // for leaks keeps the length.
+        substituter_.emplace(secrets_, flow_.host, flow_.port, flow_.tls);
+      } else if (*head.content_length <= kMaxBufferedBody) {
+        // Swapping changes the length: hold the head until the body is in and re-count.
+        // A client waiting for 100-continue gets it from us; upstream isn't asked.
+        substituter_.emplace(secrets_, flow_.host, flow_.port, flow_.tls);
+        body_out_ = BodyOut::buffered;
+        if (head.expect_continue) {
+          http::remove_headers(head.headers, "expect");
+          append(to_guest_, "HTTP/1.1 100 Continue\r\n\r\n");
+        }
+      } else {
+        // Too large to hold, and re-framing as chunked breaks servers that want a length:
+        // streamed as is, and a placeholder in it stops the request (scan with no
+        // authorisation: every placeholder counts).
+        substituter_.emplace(secrets_, flow_.host, flow_.port, false);
+        scan_only_large_ = true;
+      }
+    }
+  }
+  responses_parser_.expect_response_to(head.method);
+  if (!head.keep_alive) close_after_response_ = true;
+  const std::string serialized = http::serialize_request_head(head);
+  if (body_out_ == BodyOut::buffered) {
+    held_head_ = serialized;
+    held_body_.clear();
+  } else {
+    append(to_upstream_, serialized);
+  }
+  current_ = std::move(x);
+  if (!has_body && !head.upgrade) on_request_complete();
+  else if (!has_body && head.upgrade) {
+    // Completed by the UpgradeEvent that follows.
+  }
+}
+
+void HttpPipeline::send_body(std::span<const std::uint8_t> data) {
+  if (data.empty()) return;
+  current_->request_bytes += data.size();
+  switch (body_out_) {
+    case BodyOut::raw:
+      to_upstream_.insert(to_upstream_.end(), data.begin(), data.end());
+      break;
+    case BodyOut::chunked:
+      append(to_upstream_, http::chunk_frame(data));
+      break;
+    case BodyOut::buffered:
+      held_body_.insert(held_body_.end(), data.begin(), data.end());
+      break;
+    case BodyOut::none:
+      break;
+  }
+}
+
+void HttpPipeline::on_request_body(std::span<const std::uint8_t> data) {
+  if (!substituter_) {
+    send_body(data);
+    return;
+  }
+  Bytes out;
+  substituter_->feed(data, out);
+  if (substituter_->leaked()) {
+    // Abort upstream mid-request: the bytes held back contain the placeholder and never
+    // leave; the guest gets the refusal.
+    Exchange x = std::move(*current_);
+    current_.reset();
+    x.verdict.allowed = false;
+    x.verdict.reason = std::string(scan_only_large_ ? reason::secret_body_too_large : reason::secret_leak);
+    x.verdict.detail = "secret " + *substituter_->leaked() + " in the body";
+    x.verdict.swaps.clear();
+    upstream_close_ = CloseHow::reset;
+    stop_reading_ = true;
+    in_flight_.clear();  // nothing more can come back on an aborted connection
+    const Clock::time_point started = x.started;
+    refused_ = std::move(x);
+    flush_pending_refusal(started);
+    return;
+  }
+  send_body(out);
+}
+
+void HttpPipeline::on_request_complete() {
+  if (!current_) return;
+  if (substituter_) {
+    Bytes out;
+    substituter_->finish(out);
+    if (substituter_->leaked()) {
+      on_request_body({});  // reports the leak
+      return;
+    }
+    send_body(out);
+    for (const auto& name : substituter_->swapped()) current_->verdict.swaps.push_back({name, "body"});
+    substituter_.reset();
+  }
+  if (body_out_ == BodyOut::chunked) append(to_upstream_, http::last_chunk());
+  if (body_out_ == BodyOut::buffered) {
+    // Re-count: replace the Content-Length line of the held head.
+    std::string head = held_head_;
+    const std::string needle = "\r\ncontent-length:";
+    std::string lowered = head;
+    for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto at = lowered.find(needle); at != std::string::npos) {
+      auto end = head.find("\r\n", at + 2);
+      head.replace(at + 2, end - at - 2, "Content-Length: " + std::to_string(held_body_.size()));
+    }
+    append(to_upstream_, head);
+    to_upstream_.insert(to_upstream_.end(), held_body_.begin(), held_body_.end());
+    held_body_.clear();
+    held_head_.clear();
+  }
+  body_out_ = BodyOut::none;
+  in_flight_.push_back(std::move(*current_));
+  current_.reset();
+}
+
+void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_point now) {
+  if (tunnel_) {
+    to_guest_.insert(to_guest_.end(), bytes.begin(), bytes.end());
+    return;
+  }
+  std::size_t taken = 0;
+  std::vector<http::ResponseEvent> events;
+  while (taken < bytes.size()) {
+    events.clear();
+    const std::size_t n = responses_parser_.feed(bytes.subspan(taken), events);
+    to_guest_.insert(to_guest_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(taken),
+                     bytes.begin() + static_cast<std::ptrdiff_t>(taken + n));
+    taken += n;
+    for (auto& event : events) {
+      if (auto* head = std::get_if<http::ResponseHeadEvent>(&event)) {
+        if (in_flight_.empty()) continue;  // the parser refuses unsolicited responses
+        Exchange& x = in_flight_.front();
+        x.response_started = true;
+        if (!head->informational) x.status = head->head.status;
+        if (!head->informational && !head->head.keep_alive) close_after_response_ = true;
+      } else if (auto* body = std::get_if<http::ResponseBodyEvent>(&event)) {
+        if (!in_flight_.empty()) in_flight_.front().response_bytes += body->bytes;
+      } else if (std::holds_alternative<http::ResponseCompleteEvent>(event)) {
+        if (!in_flight_.empty()) {
+          emit(in_flight_.front(), now);
+          in_flight_.pop_front();
+        }
+        flush_pending_refusal(now);
+        if (in_flight_.empty() && !current_ && (close_after_response_ || guest_eof_) && !refused_) {
+          guest_close_ = CloseHow::graceful;
+          upstream_close_ = CloseHow::graceful;
+        }
+      } else if (std::holds_alternative<http::ResponseUpgradeEvent>(event)) {
+        if (!in_flight_.empty()) {
+          in_flight_.front().status = 101;
+          emit(in_flight_.front(), now);
+          in_flight_.pop_front();
+        }
+        tunnel_ = true;
+        awaiting_upgrade_ = false;
+        stop_reading_ = false;
+        // The rest of this read is already tunnel data.
+        to_guest_.insert(to_guest_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(taken),
+                         bytes.end());
+        return;
+      } else if (auto* error = std::get_if<http::ResponseErrorEvent>(&event)) {
+        on_upstream_failed(reason::upstream_failed, "bad response: " + error->reason, now);
+        return;
+      }
+    }
+    if (n == 0 && events.empty()) break;
+  }
+  if (awaiting_upgrade_ && in_flight_.empty()) {
+    // The upgrade was answered with a final non-101 status: the flow ends there.
+    guest_close_ = CloseHow::graceful;
+    upstream_close_ = CloseHow::graceful;
+  }
+}
+
+void HttpPipeline::on_guest_eof(Clock::time_point now) {
+  guest_eof_ = true;
+  if (tunnel_) {
+    upstream_close_ = CloseHow::graceful;
+    return;
+  }
+  if (current_) {
+    // The guest stopped mid-body: that request can't complete.
+    current_.reset();
+    upstream_close_ = CloseHow::reset;
+    guest_close_ = CloseHow::reset;
+    return;
+  }
+  flush_pending_refusal(now);
+  if (in_flight_.empty() && !refused_) {
+    guest_close_ = CloseHow::graceful;
+    upstream_close_ = CloseHow::graceful;
+  }
+}
+
+void HttpPipeline::on_upstream_eof(Clock::time_point now) {
+  if (tunnel_) {
+    guest_close_ = CloseHow::graceful;
+    return;
+  }
+  std::vector<http::ResponseEvent> events;
+  responses_parser_.finish(events);
+  for (auto& event : events) {
+    if (std::holds_alternative<http::ResponseCompleteEvent>(event) && !in_flight_.empty()) {
+      emit(in_flight_.front(), now);
+      in_flight_.pop_front();
+    }
+  }
+  if (!in_flight_.empty() || current_) {
+    on_upstream_failed(reason::upstream_failed, "upstream closed the connection", now);
+    return;
+  }
+  flush_pending_refusal(now);
+  if (!refused_) {
+    guest_close_ = CloseHow::graceful;
+    upstream_close_ = CloseHow::graceful;
+  }
+}
+
+void HttpPipeline::on_upstream_failed(std::string_view why, std::string detail,
+                                      Clock::time_point now) {
+  upstream_close_ = CloseHow::reset;
+  stop_reading_ = true;
+  if (current_) {
+    in_flight_.push_back(std::move(*current_));
+    current_.reset();
+  }
+  if (in_flight_.empty()) {
+    // Nobody is waiting for an answer: the flow just ends.
+    if (!refused_) guest_close_ = CloseHow::graceful;
+    flush_pending_refusal(now);
+    return;
+  }
+  Exchange x = std::move(in_flight_.front());
+  in_flight_.clear();
+  const bool answered = x.response_started;
+  x.verdict.allowed = false;
+  x.verdict.reason = std::string(why);
+  x.verdict.detail = std::move(detail);
+  if (answered) {
+    // Part of the response went out already: only a reset tells the guest.
+    emit(x, now);
+    guest_close_ = CloseHow::reset;
+    return;
+  }
+  x.status = 502;
+  append(to_guest_, http::error_response(502, phrase(502), refusal_body(why, x.verdict.host), true));
+  emit(x, now);
+  refused_.reset();
+  guest_close_ = CloseHow::graceful;
+}
+
+void HttpPipeline::flush_pending_refusal(Clock::time_point now) {
+  if (!refused_ || !in_flight_.empty() || current_) return;
+  Exchange x = std::move(*refused_);
+  refused_.reset();
+  const int status = x.verdict.reason == reason::bad_request ? 400 : 403;
+  x.status = status;
+  append(to_guest_, http::error_response(status, phrase(status),
+                                         refusal_body(x.verdict.reason, x.verdict.host), true));
+  emit(x, now);
+  guest_close_ = CloseHow::graceful;
+  if (upstream_close_ == CloseHow::none) upstream_close_ = CloseHow::graceful;
+}
+
+void HttpPipeline::emit(const Exchange& x, Clock::time_point now) {
+  nlohmann::json event = {
+      {"kind", "request"},
+      {"method", x.method},
+      {"url", x.verdict.url},
+      {"host", x.verdict.host},
+      {"port", flow_.port},
+      {"status_code", x.status},
+      {"request_bytes", x.request_bytes},
+      {"response_bytes", x.response_bytes},
+      {"duration_ms", millis(x.started, now)},
+      {"blocked", !x.verdict.allowed},
+      {"rule", x.verdict.rule},
+  };
+  if (!x.verdict.allowed) event["block_reason"] = x.verdict.reason;
+  if (!x.verdict.detail.empty()) event["detail"] = x.verdict.detail;
+  if (!x.verdict.swaps.empty()) {
+    nlohmann::json swaps = nlohmann::json::array();
+    for (const auto& s : x.verdict.swaps) swaps.push_back({{"name", s.name}, {"location", s.location}});
+    event["secrets"] = std::move(swaps);
+  }
+  events_.push_back(std::move(event));
+}
+
+}  // namespace airlock::mitm

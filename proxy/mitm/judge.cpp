@@ -1,0 +1,161 @@
+// The per-request decision; see judge.hpp for the order of judgement.
+#include "proxy/mitm/judge.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "policy/url.hpp"
+#include "proxy/http/url_redact.hpp"
+
+namespace airlock::mitm {
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool same_host(const policy::Host& a, const policy::Host& b) {
+  return a.is_ip() == b.is_ip() && a.to_string() == b.to_string();
+}
+
+Verdict refuse(Verdict v, std::string_view why, std::string detail = {}) {
+  v.allowed = false;
+  v.reason = std::string(why);
+  v.detail = std::move(detail);
+  v.swaps.clear();
+  return v;
+}
+
+// Splits an origin-form target into path and query (without '?'); drops a fragment.
+std::pair<std::string, std::string> split_target(std::string_view target) {
+  if (auto hash = target.find('#'); hash != std::string_view::npos) target = target.substr(0, hash);
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {std::string(target), ""};
+  return {std::string(target.substr(0, q)), std::string(target.substr(q + 1))};
+}
+
+}  // namespace
+
+std::string event_url(bool tls, const std::string& host, std::uint16_t port,
+                      std::string_view target) {
+  std::string url = tls ? "https://" : "http://";
+  const bool v6 = host.find(':') != std::string::npos;
+  url += v6 ? "[" + host + "]" : host;
+  if (port != (tls ? 443 : 80)) url += ":" + std::to_string(port);
+  if (target.empty() || target.front() != '/') {
+    url += "/";
+    if (target != "*") return url;
+  }
+  url += http::redact_query_values(target);
+  return url;
+}
+
+bool RequestJudge::host_has_secrets(const FlowTarget& flow) const {
+  if (!flow.tls) return false;
+  for (const auto& entry : secrets_.entries())
+    if (secrets_.authorized(entry, flow.host, flow.port, true)) return true;
+  return false;
+}
+
+Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) const {
+  Verdict v;
+  v.host = flow.host.to_string();
+  v.rule = flow.rule;
+  const std::uint16_t default_port = flow.tls ? 443 : 80;
+  v.url = event_url(flow.tls, v.host, flow.port,
+                    !head.target.empty() && head.target.front() == '/' ? head.target : "/");
+
+  if (head.method == "CONNECT")
+    return refuse(v, reason::unsupported_method, "CONNECT inside an intercepted flow");
+
+  // 1. The request's own idea of its host: the absolute-form target, else Host.
+  std::optional<policy::Host> host;
+  std::uint16_t port = flow.port;
+  std::string origin_target = head.target;
+  if (!head.target.empty() && head.target.front() != '/' && head.target != "*") {
+    auto url = policy::parse_url(head.target);
+    if (!url || (url->scheme != "http" && url->scheme != "https"))
+      return refuse(v, reason::bad_request, "unsupported request target");
+    if ((url->scheme == "https") != flow.tls)
+      return refuse(v, reason::host_mismatch, "the target's scheme does not match the flow");
+    host = url->host;
+    port = url->port;
+    origin_target = url->path.empty() ? "/" : url->path;
+  }
+  if (const http::Header* h = http::find_header(head.headers, "host")) {
+    auto authority = policy::parse_authority(h->value, flow.port);
+    if (!authority) return refuse(v, reason::bad_request, "bad Host header: " + authority.error());
+    if (host && !same_host(*host, authority->first))
+      return refuse(v, reason::host_mismatch, "the Host header differs from the target");
+    if (!host) {
+      host = authority->first;
+      port = authority->second;
+    }
+  }
+  if (!host) {
+    // HTTP/1.0 without Host: the flow's name stands in.
+    host = flow.host;
+  }
+  v.host = host->to_string();
+  v.url = event_url(flow.tls, v.host, port, origin_target);
+  (void)default_port;
+
+  // 5 (scan first): a placeholder bound for a host it doesn't belong to is a leak,
+  // whatever else is wrong with the request.
+  std::string target_swapped = origin_target;
+  std::vector<std::string> values;
+  values.reserve(head.headers.size());
+  auto scan = secrets_.substitute(target_swapped, *host, port, flow.tls);
+  if (scan.leaked) return refuse(v, reason::secret_leak, "secret " + *scan.leaked);
+  for (const auto& name : scan.swapped) v.swaps.push_back({name, "url"});
+  for (const auto& header : head.headers) {
+    std::string value = header.value;
+    auto s = secrets_.substitute(value, *host, port, flow.tls);
+    if (s.leaked) return refuse(v, reason::secret_leak, "secret " + *s.leaked);
+    for (const auto& name : s.swapped) v.swaps.push_back({name, "header:" + lower(header.name)});
+    values.push_back(std::move(value));
+  }
+
+  // 2. Agreement with the flow.
+  const policy::Host& expected = flow.tls && flow.sni ? *flow.sni : flow.host;
+  if (!same_host(*host, expected) || port != flow.port) {
+    const std::string detail = "request for " + v.host + ":" + std::to_string(port) +
+                               " on a flow to " + expected.to_string() + ":" +
+                               std::to_string(flow.port);
+    return refuse(v, flow.tls ? reason::sni_host_mismatch : reason::host_mismatch, detail);
+  }
+
+  // 3. Allowlist and blocklist.
+  policy::Decision decision = evaluator_.evaluate(*host, port);
+  if (!decision.allowed) {
+    v.rule = decision.rule;
+    return refuse(v, decision.reason);
+  }
+  v.rule = decision.rule;
+
+  // 4. The policy script.
+  if (script_ != nullptr && script_->has_on_request()) {
+    policy::ScriptRequest request;
+    request.method = head.method;
+    request.scheme = flow.tls ? "https" : "http";
+    request.host = v.host;
+    request.port = port;
+    std::tie(request.path, request.query) = split_target(origin_target);
+    for (const auto& header : head.headers) request.headers.emplace_back(lower(header.name), header.value);
+    policy::ScriptVerdict sv = script_->on_request(request);
+    if (!sv.allowed) return refuse(v, sv.reason, sv.message);
+  }
+
+  // Allowed: the head goes upstream in origin form with the swapped values.
+  head.target = std::move(target_swapped);
+  for (std::size_t i = 0; i < head.headers.size(); ++i) head.headers[i].value = std::move(values[i]);
+  v.allowed = true;
+  v.reason = std::string(policy::reason::allowed);
+  return v;
+}
+
+}  // namespace airlock::mitm

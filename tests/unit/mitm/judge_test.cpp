@@ -1,0 +1,148 @@
+// RequestJudge decisions, called directly on request heads (no sockets, no TLS).
+#include <doctest/doctest.h>
+
+#include "policy/evaluator.hpp"
+#include "policy/secret_store.hpp"
+#include "proxy/mitm/judge.hpp"
+#include "tests/unit/mitm/harness.hpp"
+
+namespace airlock::mitm::testing {
+namespace {
+
+struct Judging {
+  policy::NetworkPolicy network;
+  std::unique_ptr<policy::Evaluator> evaluator;
+  std::unique_ptr<policy::SecretStore> secrets;
+  std::unique_ptr<policy::PolicyScript> script;
+  std::unique_ptr<RequestJudge> judge;
+
+  explicit Judging(std::string lua = "") {
+    network.allowed_hosts = {pattern("api.test"), pattern("*.cdn.test:443")};
+    network.blocked_hosts = {pattern("bad.cdn.test")};
+    policy::Secret secret;
+    secret.name = "TOKEN";
+    secret.value = policy::SecretValue("s3cr3t");
+    secret.placeholder = "PLACEHOLDER_TOKEN_0123456789";
+    secret.hosts = {pattern("api.test")};
+    network.secrets.push_back(secret);
+    evaluator = std::make_unique<policy::Evaluator>(network);
+    secrets = std::make_unique<policy::SecretStore>(network.secrets);
+    if (!lua.empty()) {
+      auto loaded = policy::PolicyScript::load_source(lua, "test.lua");
+      REQUIRE(loaded.ok());
+      script = std::move(*loaded);
+    }
+    judge = std::make_unique<RequestJudge>(*evaluator, *secrets, script.get());
+  }
+
+  Verdict run(const std::string& flow_host, std::uint16_t port, bool tls, http::RequestHead& head,
+              std::optional<std::string> sni = std::nullopt) {
+    FlowTarget flow;
+    flow.host = host(flow_host);
+    flow.port = port;
+    flow.rule = flow_host;
+    flow.tls = tls;
+    if (sni) flow.sni = host(*sni);
+    return judge->judge(flow, head);
+  }
+};
+
+http::RequestHead get(std::string target, std::vector<http::Header> headers) {
+  http::RequestHead head;
+  head.method = "GET";
+  head.target = std::move(target);
+  head.version_minor = 1;
+  head.headers = std::move(headers);
+  return head;
+}
+
+TEST_CASE("judge: agreement between flow, SNI, Host and target") {
+  Judging j;
+  auto ok = get("/", {{"Host", "API.test."}});
+  CHECK(j.run("api.test", 443, true, ok, "api.test").allowed);
+
+  auto port_rewrite = get("/", {{"Host", "api.test:8443"}});
+  auto v = j.run("api.test", 443, true, port_rewrite, "api.test");
+  CHECK_FALSE(v.allowed);
+  CHECK(v.reason == "sni_host_mismatch");
+
+  auto fronted = get("/", {{"Host", "x.cdn.test"}});
+  v = j.run("api.test", 443, true, fronted, "api.test");
+  CHECK(v.reason == "sni_host_mismatch");
+
+  auto plain = get("/", {{"Host", "x.cdn.test"}});
+  v = j.run("api.test", 80, false, plain);
+  CHECK(v.reason == "host_mismatch");
+
+  auto absolute = get("http://api.test/p?q=1", {{"Host", "api.test"}});
+  v = j.run("api.test", 80, false, absolute);
+  CHECK(v.allowed);
+  CHECK(absolute.target == "/p?q=1");  // origin-form toward upstream
+
+  auto absolute_other = get("http://x.cdn.test/", {{"Host", "api.test"}});
+  CHECK(j.run("api.test", 80, false, absolute_other).reason == "host_mismatch");
+
+  auto connect = get("api.test:443", {{"Host", "api.test"}});
+  connect.method = "CONNECT";
+  CHECK(j.run("api.test", 443, true, connect, "api.test").reason == "unsupported_method");
+}
+
+TEST_CASE("judge: allowlist, blocklist and ports per request") {
+  Judging j;
+  auto blocked = get("/", {{"Host", "bad.cdn.test"}});
+  auto v = j.run("bad.cdn.test", 443, true, blocked, "bad.cdn.test");
+  CHECK(v.reason == "blocked_host");
+  auto wrong_port = get("/", {{"Host", "a.cdn.test:8443"}});
+  v = j.run("a.cdn.test", 8443, true, wrong_port, "a.cdn.test");
+  CHECK(v.reason == "host_not_allowed");
+  auto fine = get("/x", {{"Host", "a.cdn.test"}});
+  v = j.run("a.cdn.test", 443, true, fine, "a.cdn.test");
+  CHECK(v.allowed);
+  CHECK(v.rule == "allowed_hosts: *.cdn.test:443");
+  CHECK(v.url == "https://a.cdn.test/x");
+}
+
+TEST_CASE("judge: secrets are swapped only on TLS to their hosts") {
+  Judging j;
+  auto head = get("/v1?key=PLACEHOLDER_TOKEN_0123456789",
+                  {{"Host", "api.test"}, {"Authorization", "Bearer PLACEHOLDER_TOKEN_0123456789"}});
+  auto v = j.run("api.test", 443, true, head, "api.test");
+  REQUIRE(v.allowed);
+  CHECK(head.target == "/v1?key=s3cr3t");
+  CHECK(head.headers[1].value == "Bearer s3cr3t");
+  REQUIRE(v.swaps.size() == 2);
+  CHECK(v.swaps[0].location == "url");
+  CHECK(v.swaps[1].location == "header:authorization");
+  CHECK(v.url == "https://api.test/v1?key=[REDACTED]");
+
+  auto plain = get("/", {{"Host", "api.test"}, {"X", "PLACEHOLDER_TOKEN_0123456789"}});
+  v = j.run("api.test", 80, false, plain);
+  CHECK(v.reason == "secret_leak");
+  CHECK(plain.headers[1].value == "PLACEHOLDER_TOKEN_0123456789");  // untouched
+
+  auto elsewhere = get("/?t=PLACEHOLDER_TOKEN_0123456789", {{"Host", "a.cdn.test"}});
+  v = j.run("a.cdn.test", 443, true, elsewhere, "a.cdn.test");
+  CHECK(v.reason == "secret_leak");
+  CHECK(v.detail.find("s3cr3t") == std::string::npos);
+}
+
+TEST_CASE("judge: the policy script can deny, never allow") {
+  Judging j("function on_request(r)\n"
+            "  if r.method == 'DELETE' then return false, 'no deletes' end\n"
+            "  if r.headers['x-mode'] == 'deny' then return false end\n"
+            "end\n");
+  auto del = get("/", {{"Host", "api.test"}});
+  del.method = "DELETE";
+  auto v = j.run("api.test", 443, true, del, "api.test");
+  CHECK(v.reason == "policy_script");
+  CHECK(v.detail == "no deletes");
+  auto header = get("/", {{"Host", "api.test"}, {"X-Mode", "deny"}});
+  CHECK(j.run("api.test", 443, true, header, "api.test").reason == "policy_script");
+  auto fine = get("/", {{"Host", "api.test"}});
+  CHECK(j.run("api.test", 443, true, fine, "api.test").allowed);
+  auto outside = get("/", {{"Host", "nowhere.test"}});
+  CHECK(j.run("nowhere.test", 443, true, outside, "nowhere.test").reason == "host_not_allowed");
+}
+
+}  // namespace
+}  // namespace airlock::mitm::testing
