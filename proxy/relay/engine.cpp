@@ -303,6 +303,8 @@ void NetworkEngine::on_flow_closed(const netstack::FlowClosed& closed) {
   if (flow->pinned) pool_.unpin(*flow->pinned, dns::Clock::now());
   if (flow->reported) return;
   nlohmann::json data = {
+      {"kind", "flow"},
+      {"protocol", flow->handler ? std::string(flow->handler->protocol()) : std::string("tcp")},
       {"host", flow->host},
       {"port", flow->port},
       {"request_bytes", closed.bytes_in},
@@ -320,7 +322,8 @@ void NetworkEngine::refuse(Flow& flow, std::string_view reason, const std::strin
                            const std::string& detail) {
   stack_.reject(flow.id);
   flow.reported = true;
-  nlohmann::json data = {{"host", flow.host},
+  nlohmann::json data = {{"kind", "flow"},
+                         {"host", flow.host},
                          {"port", flow.port},
                          {"blocked", true},
                          {"block_reason", std::string(reason)},

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace airlock::relay {
@@ -49,6 +50,8 @@ class FlowHandler {
   virtual void on_writable() = 0;     // send() has room again, or the link decongested
   virtual void on_read_closed() = 0;  // the guest sent FIN
   virtual void on_closed(Close how) = 0;
+  // What the flow turned out to carry, for its close event ("tcp", "tls", "http", ...).
+  virtual std::string_view protocol() const { return "tcp"; }
 };
 
 }  // namespace airlock::relay
