@@ -1,5 +1,6 @@
 // guest-init's event loop (see control_loop.hpp).
 #include "guest-init/control_loop.hpp"
+#include "guest-init/trust.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -222,6 +223,14 @@ void ControlServer::on_frame(const protocol::Frame& frame) {
       shutdown_ = true;
     } else if (op == "ping") {
       outbox_.message(protocol::kConnectionChannel, Json{{"op", "pong"}});
+    } else if (op == "trust_ca") {
+      const std::string error = install_ca(protocol::get_string(*message, "pem").value_or(""));
+      if (error.empty()) {
+        log_line("trusting the VM's CA");
+        outbox_.message(protocol::kConnectionChannel, Json{{"op", "trust_ca.ok"}});
+      } else {
+        outbox_.message(protocol::kConnectionChannel, Json{{"op", "trust_ca.error"}, {"message", error}});
+      }
     }
     return;
   }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "protocol/messages.hpp"
+
 namespace airlock::runtime {
 
 namespace {
@@ -186,9 +188,24 @@ Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std
 
   RouterOutput o;
   o.kind = RouterOutput::Kind::to_guest;
-  o.frame = Frame{FrameType::control, guest_channel, frame.payload};
+  o.frame = Frame{FrameType::control, guest_channel,
+                  kind == Kind::exec ? with_base_env(request, frame.payload) : frame.payload};
   out.push_back(std::move(o));
   return out;
+}
+
+std::string Router::with_base_env(const nlohmann::json& request, const std::string& payload) const {
+  if (base_env_.empty()) return payload;
+  nlohmann::json merged = request;
+  nlohmann::json env = nlohmann::json::object();
+  for (const auto& [k, v] : base_env_) env[k] = v;
+  if (auto given = request.find("env"); given != request.end() && given->is_object()) {
+    for (auto it = given->begin(); it != given->end(); ++it) env[it.key()] = it.value();
+  } else if (given != request.end() && !given->is_null()) {
+    return payload;  // malformed: let the guest refuse it as sent
+  }
+  merged["env"] = std::move(env);
+  return protocol::dump(merged);
 }
 
 void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
@@ -202,6 +219,17 @@ void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
     RouterOutput o;
     o.kind = RouterOutput::Kind::hello;
     o.json = std::move(j);
+    out.push_back(std::move(o));
+    return;
+  }
+  if (op == "trust_ca.ok" || op == "trust_ca.error") {
+    RouterOutput o;
+    o.kind = RouterOutput::Kind::setup_reply;
+    auto message = j.find("message");
+    o.json = {{"op", op},
+              {"message", message != j.end() && message->is_string()
+                              ? message->get<std::string>().substr(0, 1024)
+                              : ""}};
     out.push_back(std::move(o));
     return;
   }

@@ -44,6 +44,7 @@ struct RouterOutput {
     audit,         // json: {"type":..., "<type>": {...}} without seq/timestamp/vm_id
     hello,         // json: the guest's hello (the VM has booted)
     guest_log,     // json: {"level","message"} from the guest, for the supervisor log
+    setup_reply,   // json: the guest's answer to a host setup op (trust_ca.ok / .error)
   };
   Kind kind = Kind::to_guest;
   ClientId client = 0;
@@ -72,6 +73,10 @@ class Router {
   // The guest is gone (QEMU exited): every open request is answered with an error.
   Outputs on_guest_lost(const std::string& reason);
 
+  // Variables every exec gets unless its request sets them itself: the policy's env, the
+  // secret placeholders and the CA bundle variables.
+  void set_base_env(std::map<std::string, std::string> env) { base_env_ = std::move(env); }
+
   std::size_t open_routes() const { return by_guest_.size(); }
   const RouterCounters& counters() const { return counters_; }
 
@@ -91,6 +96,7 @@ class Router {
   };
 
   void end_route(std::uint32_t guest_channel);
+  std::string with_base_env(const nlohmann::json& request, const std::string& payload) const;
   std::uint32_t allocate_channel();
   void reply_error(Outputs& out, ClientId client, std::uint32_t channel, const std::string& code,
                    const std::string& message);
@@ -103,6 +109,7 @@ class Router {
   std::map<ClientId, std::size_t> per_client_;
   std::uint32_t next_channel_ = 1;
   RouterCounters counters_;
+  std::map<std::string, std::string> base_env_;
 };
 
 }  // namespace airlock::runtime

@@ -23,7 +23,9 @@
 #include <boost/asio.hpp>
 
 #include "protocol/frame.hpp"
+#include "proxy/mitm/context.hpp"
 #include "proxy/relay/engine.hpp"
+#include "proxy/relay/mitm_flow.hpp"
 #include "runtime/vm/audit_log.hpp"
 #include "runtime/vm/host_tsc.hpp"
 #include "runtime/vm/process.hpp"
@@ -120,6 +122,7 @@ class Supervisor {
   void queue_ctl(const Frame& frame);
   void flush_ctl();
   void on_hello(const nlohmann::json& hello);
+  void on_setup_reply(const nlohmann::json& reply);
 
   // Client side.
   void start_accept();
@@ -157,6 +160,9 @@ class Supervisor {
   std::vector<std::pair<ClientId, std::uint32_t>> stop_waiters_;
 
   std::unique_ptr<relay::NetworkEngine> network_;
+  std::shared_ptr<mitm::MitmContext> mitm_;
+  nlohmann::json boot_report_;       // held until the guest trusts the CA
+  bool awaiting_trust_ = false;
 
   pid_t qemu_pid_ = -1;
   std::chrono::steady_clock::time_point qemu_started_;
@@ -302,11 +308,23 @@ bool Supervisor::start_network(MachineConfig& machine) {
   net.net.max_pending_flows = 256;  // SYNs wait while their upstream is dialled
   net.log = [](std::string_view line) { log_line("network: " + std::string(line)); };
   ::unlink(kNetSock);
+  mitm::MitmContext::Options options;
+  options.ca_common_name = "airlock VM CA " + config_.id;
+  auto context = mitm::MitmContext::create(config_.network->network, options);
+  if (!context) {
+    fail("can't set up the network policy: " + context.error());
+    return false;
+  }
+  mitm_ = std::move(*context);
+  std::map<std::string, std::string> env = config_.network->env;
+  for (auto& [k, v] : mitm_->guest_env()) env[k] = v;
+  router_.set_base_env(std::move(env));
   try {
-    network_ = std::make_unique<relay::NetworkEngine>(
-        io_, *config_.network, net, [this](relay::AuditEvent event) {
-          emit_audit({{"type", event.type}, {event.type, std::move(event.data)}});
-        });
+    relay::EventSink sink = [this](relay::AuditEvent event) {
+      emit_audit({{"type", event.type}, {event.type, std::move(event.data)}});
+    };
+    network_ = std::make_unique<relay::NetworkEngine>(io_, *config_.network, net, sink);
+    network_->set_handler_factory(relay::mitm_handler_factory(io_, mitm_, sink));
     network_->start();
   } catch (const std::exception& e) {
     fail(std::string("can't set up the guest network: ") + e.what());
@@ -555,7 +573,27 @@ void Supervisor::on_hello(const nlohmann::json& hello) {
   state_.status = stopping_ ? "stopping" : "running";
   state_.boot_ms = boot_ms;
   write_state();
+  if (mitm_) {
+    // The guest trusts the VM's CA before anyone can run a command in it.
+    awaiting_trust_ = true;
+    boot_report_ = {{"ok", true}, {"boot_ms", boot_ms}};
+    queue_ctl(Frame{FrameType::control, protocol::kConnectionChannel,
+                    nlohmann::json{{"op", "trust_ca"}, {"pem", mitm_->ca().certificate_pem()}}.dump()});
+    return;
+  }
   report_ready({{"ok", true}, {"boot_ms", boot_ms}});
+}
+
+void Supervisor::on_setup_reply(const nlohmann::json& reply) {
+  if (!awaiting_trust_) return;
+  awaiting_trust_ = false;
+  if (reply.value("op", "") != "trust_ca.ok") {
+    fail("the guest could not trust the VM's CA: " + reply.value("message", ""));
+    begin_stop();
+    return;
+  }
+  log_line("guest trusts the VM's CA");
+  report_ready(boot_report_);
 }
 
 // ---- client side ---------------------------------------------------------------------
@@ -709,6 +747,9 @@ void Supervisor::dispatch(const Router::Outputs& outputs) {
         break;
       case RouterOutput::Kind::hello:
         on_hello(o.json);
+        break;
+      case RouterOutput::Kind::setup_reply:
+        on_setup_reply(o.json);
         break;
       case RouterOutput::Kind::guest_log:
         log_line("guest " + o.json.value("level", "") + ": " + o.json.value("message", ""));
