@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
 #ifdef AIRLOCK_HAVE_VM_COMMANDS
   airlock::cli::register_vm_commands(app);
   airlock::cli::register_debug_commands(app);
+  airlock::cli::register_proxy_commands(app);
 #endif
   try {
     app.parse(argc, argv);
