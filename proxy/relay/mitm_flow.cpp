@@ -18,7 +18,7 @@ MitmFlow::MitmFlow(asio::io_context& io, std::shared_ptr<mitm::MitmContext> cont
       socket_(std::move(upstream)),
       timer_(io),
       emit_(std::move(emit)),
-      read_buffer_(kChunk) {}
+      read_buffer_(kUpstreamRead) {}
 
 void MitmFlow::start(GuestFlow& guest) {
   guest_ = &guest;

@@ -34,7 +34,8 @@ namespace asio = boost::asio;
 
 class MitmFlow : public FlowHandler, public std::enable_shared_from_this<MitmFlow> {
  public:
-  static constexpr std::size_t kChunk = 64 * 1024;
+  static constexpr std::size_t kChunk = 64 * 1024;        // guest reads per step
+  static constexpr std::size_t kUpstreamRead = 16 * 1024; // one TLS record; an idle flow holds this
   static constexpr std::size_t kHighWater = 1u << 20;
   using Emit = std::function<void(nlohmann::json)>;
 

@@ -11,7 +11,7 @@
 namespace airlock::relay {
 
 SocketGuestFlow::SocketGuestFlow(asio::ip::tcp::socket socket, std::vector<std::uint8_t> already_read)
-    : socket_(std::move(socket)), buffer_(std::move(already_read)), read_chunk_(64 * 1024) {}
+    : socket_(std::move(socket)), buffer_(std::move(already_read)), read_chunk_(16 * 1024) {}
 
 void SocketGuestFlow::start(std::shared_ptr<FlowHandler> handler) {
   handler_ = std::move(handler);

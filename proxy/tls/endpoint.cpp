@@ -97,7 +97,8 @@ Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::make(SSL_CTX* ctx, bool is_ser
   BIO_set_mem_eof_return(inbound, -1);
   BIO_set_mem_eof_return(outbound, -1);
   SSL_set_bio(ssl.get(), inbound, outbound);  // ssl owns both from here
-  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE);
+  // Idle connections give their record buffers back (a proxy holds many of them).
+  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
   if (is_server)
     SSL_set_accept_state(ssl.get());
   else

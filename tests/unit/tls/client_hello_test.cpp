@@ -155,7 +155,7 @@ TEST_CASE("malformed records and messages") {
     shorter[3] = static_cast<std::uint8_t>(shorter[3] - 1);  // body shorter than its fields
     CHECK(parse(frame(shorter, 16384)) == HelloStatus::malformed);
     Bytes longer = message;
-    longer[3] = static_cast<std::uint8_t>(longer[3] + 1);
+    longer.at(3) = static_cast<std::uint8_t>(longer.at(3) + 1);
     longer.push_back(0);
     CHECK(parse(frame(longer, 16384)) == HelloStatus::malformed);  // a trailing byte
   }
