@@ -124,6 +124,7 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
         std::move(*result.socket), [sink](nlohmann::json data) {
           if (sink) sink(AuditEvent{"network", std::move(data)});
         });
+    handler->report_close(true);
     std::vector<std::uint8_t> rest;
     if (tunnel) {
       rest.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(parsed_), buffer_.end());

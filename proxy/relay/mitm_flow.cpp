@@ -14,11 +14,12 @@ MitmFlow::MitmFlow(asio::io_context& io, std::shared_ptr<mitm::MitmContext> cont
                    mitm::FlowTarget target, bool opaque_allowed, asio::ip::tcp::socket upstream,
                    Emit emit)
     : io_(io),
-      session_(std::move(context), std::move(target), opaque_allowed, mitm::Clock::now()),
+      session_(std::move(context), target, opaque_allowed, mitm::Clock::now()),
       socket_(std::move(upstream)),
       timer_(io),
       emit_(std::move(emit)),
-      read_buffer_(kUpstreamRead) {}
+      read_buffer_(kUpstreamRead),
+      target_(std::move(target)) {}
 
 void MitmFlow::start(GuestFlow& guest) {
   guest_ = &guest;
@@ -30,6 +31,19 @@ void MitmFlow::start(GuestFlow& guest) {
 void MitmFlow::on_closed(Close how) {
   guest_ = nullptr;
   timer_.cancel();
+  if (report_close_ && emit_) {
+    emit_({{"kind", "flow"},
+           {"protocol", std::string(session_.protocol())},
+           {"host", target_.host.to_string()},
+           {"port", target_.port},
+           {"request_bytes", from_guest_},
+           {"response_bytes", to_guest_total_},
+           {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                               mitm::Clock::now() - started_).count()},
+           {"blocked", false},
+           {"rule", target_.rule},
+           {"close_reason", how == Close::graceful ? "closed" : "reset"}});
+  }
   if (how == Close::abortive) {
     close_upstream(true);
   } else if (writing_ || !to_upstream_.empty()) {
@@ -57,6 +71,7 @@ void MitmFlow::pump() {
         }
         break;
       }
+      from_guest_ += data.size();
       session_.on_guest(data, mitm::Clock::now());
       progress = true;
     }
@@ -79,6 +94,7 @@ void MitmFlow::pump() {
           guest_->send(std::span<const std::uint8_t>(to_guest_).subspan(to_guest_offset_));
       if (taken == 0) break;
       to_guest_offset_ += taken;
+      to_guest_total_ += taken;
       progress = true;
     }
     if (to_guest_offset_ == to_guest_.size()) {

@@ -49,6 +49,9 @@ class MitmFlow : public FlowHandler, public std::enable_shared_from_this<MitmFlo
   void on_read_closed() override { pump(); }
   void on_closed(Close how) override;
   std::string_view protocol() const override { return session_.protocol(); }
+  // Emit the flow's close record itself (bytes each way, duration), for drivers without
+  // an engine that does it (the explicit proxy).
+  void report_close(bool on) { report_close_ = on; }
 
  private:
   void pump();
@@ -80,6 +83,11 @@ class MitmFlow : public FlowHandler, public std::enable_shared_from_this<MitmFlo
   bool guest_reset_ = false;
   bool close_after_write_ = false;
   std::optional<mitm::Clock::time_point> timer_at_;
+  mitm::FlowTarget target_;
+  mitm::Clock::time_point started_ = mitm::Clock::now();
+  std::uint64_t from_guest_ = 0;
+  std::uint64_t to_guest_total_ = 0;
+  bool report_close_ = false;
 };
 
 // The engine's handler factory that intercepts every dialled flow: opaque bytes pass only
