@@ -223,8 +223,14 @@ void HttpPipeline::on_request_complete() {
     held_head_.clear();
   }
   body_out_ = BodyOut::none;
-  in_flight_.push_back(std::move(*current_));
+  if (!current_->answered) in_flight_.push_back(std::move(*current_));
   current_.reset();
+}
+
+HttpPipeline::Exchange* HttpPipeline::responding() {
+  if (!in_flight_.empty()) return &in_flight_.front();
+  if (current_ && !current_->answered) return &*current_;
+  return nullptr;
 }
 
 void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_point now) {
@@ -242,17 +248,22 @@ void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_
     taken += n;
     for (auto& event : events) {
       if (auto* head = std::get_if<http::ResponseHeadEvent>(&event)) {
-        if (in_flight_.empty()) continue;  // the parser refuses unsolicited responses
-        Exchange& x = in_flight_.front();
-        x.response_started = true;
-        if (!head->informational) x.status = head->head.status;
+        Exchange* x = responding();
+        if (x == nullptr) continue;  // the parser refuses unsolicited responses
+        x->response_started = true;
+        if (!head->informational) x->status = head->head.status;
         if (!head->informational && !head->head.keep_alive) close_after_response_ = true;
       } else if (auto* body = std::get_if<http::ResponseBodyEvent>(&event)) {
-        if (!in_flight_.empty()) in_flight_.front().response_bytes += body->bytes;
+        if (Exchange* x = responding()) x->response_bytes += body->bytes;
       } else if (std::holds_alternative<http::ResponseCompleteEvent>(event)) {
         if (!in_flight_.empty()) {
           emit(in_flight_.front(), now);
           in_flight_.pop_front();
+        } else if (current_ && !current_->answered) {
+          // Answered before its body ended: recorded now, the rest of the body still
+          // goes upstream (or the server closes).
+          emit(*current_, now);
+          current_->answered = true;
         }
         flush_pending_refusal(now);
         if (in_flight_.empty() && !current_ && (close_after_response_ || guest_eof_) && !refused_) {

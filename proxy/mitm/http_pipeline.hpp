@@ -76,6 +76,7 @@ class HttpPipeline {
     int status = 0;
     bool response_started = false;
     bool upgrade = false;
+    bool answered = false;  // the final response came before the request's body ended
   };
   enum class BodyOut : std::uint8_t { none, raw, chunked, buffered };
 
@@ -85,6 +86,9 @@ class HttpPipeline {
   void send_body(std::span<const std::uint8_t> data);
   void emit(const Exchange& x, Clock::time_point now);
   void flush_pending_refusal(Clock::time_point now);
+  // The exchange the next response bytes belong to: the oldest in flight, else the one
+  // whose body is still arriving (a server may answer early, e.g. 413).
+  Exchange* responding();
   void append(Bytes& out, std::string_view text);
 
   const RequestJudge& judge_;

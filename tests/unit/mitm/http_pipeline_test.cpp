@@ -217,3 +217,27 @@ TEST_CASE("pipeline: no response before the upstream closes is a 502") {
 
 }  // namespace
 }  // namespace airlock::mitm::testing
+
+namespace airlock::mitm::testing {
+namespace {
+
+TEST_CASE("pipeline: a response before the request body ends is recorded once") {
+  Pipe p;
+  auto now = Clock::now();
+  p.flow_other();
+  p.pipeline->on_guest(bytes("POST /u HTTP/1.1\r\nHost: x.test\r\nContent-Length: 10\r\n\r\nabc"), now);
+  p.pipeline->on_upstream(bytes("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"), now);
+  REQUIRE(p.pipeline->events().size() == 1);
+  CHECK(p.pipeline->events().front()["status_code"] == 413);
+  p.pipeline->on_guest(bytes("defghij"), now);
+  CHECK(p.pipeline->events().size() == 1);
+  // The next request on the connection pairs with the next response.
+  p.pipeline->on_guest(bytes("GET /n HTTP/1.1\r\nHost: x.test\r\n\r\n"), now);
+  p.pipeline->on_upstream(bytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), now);
+  REQUIRE(p.pipeline->events().size() == 2);
+  CHECK(p.pipeline->events().back()["status_code"] == 200);
+  CHECK(p.pipeline->events().back()["url"] == "https://x.test/n");
+}
+
+}  // namespace
+}  // namespace airlock::mitm::testing
