@@ -42,6 +42,7 @@ std::size_t HttpPipeline::on_guest(std::span<const std::uint8_t> bytes, Clock::t
     to_upstream_.insert(to_upstream_.end(), bytes.begin(), bytes.end());
     return bytes.size();
   }
+  if (discard_guest_) return bytes.size();  // refused: the connection ends after the answer
   std::size_t taken = 0;
   std::vector<http::RequestEvent> events;
   while (taken < bytes.size() && !stop_reading_) {
@@ -62,10 +63,14 @@ std::size_t HttpPipeline::on_guest(std::span<const std::uint8_t> bytes, Clock::t
         stop_reading_ = true;
       } else if (auto* error = std::get_if<http::ParseErrorEvent>(&event)) {
         stop_reading_ = true;
+        discard_guest_ = true;
         if (current_) {
-          // A broken body mid-request: the upstream request can't be finished cleanly.
+          // A broken body mid-request: the upstream request can't be finished cleanly,
+          // and nothing more comes back on the reset connection.
           upstream_close_ = CloseHow::reset;
+          if (!current_->answered) in_flight_.push_back(std::move(*current_));
           current_.reset();
+          drop_in_flight(reason::bad_request, "the request broke off mid-body", now);
         }
         Exchange x;
         x.method = "";
@@ -94,13 +99,28 @@ void HttpPipeline::on_request_head(http::RequestHead head, Clock::time_point now
   x.verdict = judge_.judge(flow_, head);
   if (!x.verdict.allowed) {
     stop_reading_ = true;
+    discard_guest_ = true;
     refused_ = std::move(x);
     flush_pending_refusal(now);
     return;
   }
-  // Hop-by-hop headers meant for a proxy never go upstream.
+  // Hop-by-hop headers meant for a proxy never go upstream, nor an upgrade the parser did
+  // not take as one (h2c and the like would become an unjudged tunnel).
   http::remove_headers(head.headers, "proxy-connection");
   http::remove_headers(head.headers, "proxy-authorization");
+  if (!head.upgrade) {
+    http::remove_headers(head.headers, "upgrade");
+    http::remove_headers(head.headers, "http2-settings");
+  }
+  // 100-continue is the proxy's to answer: an origin that answers early and then reads
+  // the body as a new request must never see one.
+  if (head.expect_continue) {
+    http::remove_headers(head.headers, "expect");
+    if (in_flight_.empty())
+      append(to_guest_, "HTTP/1.1 100 Continue\r\n\r\n");
+    else
+      pending_continue_ = true;
+  }
 
   const bool has_body = head.chunked || head.content_length.value_or(0) > 0;
   substituter_.reset();
@@ -116,13 +136,8 @@ void HttpPipeline::on_request_head(http::RequestHead head, Clock::time_point now
         substituter_.emplace(secrets_, flow_.host, flow_.port, flow_.tls);
       } else if (*head.content_length <= kMaxBufferedBody) {
         // Swapping changes the length: hold the head until the body is in and re-count.
-        // A client waiting for 100-continue gets it from us; upstream isn't asked.
         substituter_.emplace(secrets_, flow_.host, flow_.port, flow_.tls);
         body_out_ = BodyOut::buffered;
-        if (head.expect_continue) {
-          http::remove_headers(head.headers, "expect");
-          append(to_guest_, "HTTP/1.1 100 Continue\r\n\r\n");
-        }
       } else {
         // Too large to hold, and re-framing as chunked breaks servers that want a length:
         // streamed as is, and a placeholder in it stops the request (scan with no
@@ -184,8 +199,10 @@ void HttpPipeline::on_request_body(std::span<const std::uint8_t> data) {
     x.verdict.swaps.clear();
     upstream_close_ = CloseHow::reset;
     stop_reading_ = true;
-    in_flight_.clear();  // nothing more can come back on an aborted connection
+    discard_guest_ = true;
     const Clock::time_point started = x.started;
+    // Nothing more can come back on the aborted connection.
+    drop_in_flight(reason::upstream_failed, "aborted with a refused request", started);
     refused_ = std::move(x);
     flush_pending_refusal(started);
     return;
@@ -223,8 +240,38 @@ void HttpPipeline::on_request_complete() {
     held_head_.clear();
   }
   body_out_ = BodyOut::none;
-  if (!current_->answered) in_flight_.push_back(std::move(*current_));
+  const bool answered = current_->answered;
+  if (!answered) in_flight_.push_back(std::move(*current_));
   current_.reset();
+  if (answered) {
+    // The origin answered before the body ended: the connection's framing is no longer
+    // something both sides agree on, so it ends here.
+    stop_reading_ = true;
+    discard_guest_ = true;
+    guest_close_ = CloseHow::graceful;
+    upstream_close_ = CloseHow::graceful;
+  }
+}
+
+void HttpPipeline::drop_in_flight(std::string_view why, const std::string& detail,
+                                  Clock::time_point now) {
+  for (auto& x : in_flight_) {
+    x.verdict.allowed = false;
+    x.verdict.reason = std::string(why);
+    x.verdict.detail = detail;
+    emit(x, now);
+  }
+  in_flight_.clear();
+}
+
+void HttpPipeline::abort_all(std::string_view why, Clock::time_point now) {
+  if (current_ && !current_->answered) in_flight_.push_front(std::move(*current_));
+  current_.reset();
+  drop_in_flight(why, "the flow ended before the response", now);
+  if (refused_) {
+    emit(*refused_, now);
+    refused_.reset();
+  }
 }
 
 HttpPipeline::Exchange* HttpPipeline::responding() {
@@ -265,13 +312,23 @@ void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_
           emit(*current_, now);
           current_->answered = true;
         }
+        if (pending_continue_ && in_flight_.empty()) {
+          pending_continue_ = false;
+          append(to_guest_, "HTTP/1.1 100 Continue\r\n\r\n");
+        }
         flush_pending_refusal(now);
         if (in_flight_.empty() && !current_ && (close_after_response_ || guest_eof_) && !refused_) {
           guest_close_ = CloseHow::graceful;
           upstream_close_ = CloseHow::graceful;
         }
       } else if (std::holds_alternative<http::ResponseUpgradeEvent>(event)) {
-        if (!in_flight_.empty()) {
+        if (in_flight_.empty() || !in_flight_.front().upgrade) {
+          // A 101 (or 2xx to CONNECT) nobody asked for: never a tunnel.
+          on_upstream_failed(reason::upstream_failed, "unsolicited protocol switch", now);
+          guest_close_ = CloseHow::reset;  // its 101 head is already on the way
+          return;
+        }
+        {
           in_flight_.front().status = 101;
           emit(in_flight_.front(), now);
           in_flight_.pop_front();
@@ -330,6 +387,12 @@ void HttpPipeline::on_upstream_eof(Clock::time_point now) {
       in_flight_.pop_front();
     }
   }
+  if (current_ && current_->answered) {
+    // Answered (and recorded) already; the rest of its body has nowhere to go.
+    current_.reset();
+    discard_guest_ = true;
+    stop_reading_ = true;
+  }
   if (!in_flight_.empty() || current_) {
     on_upstream_failed(reason::upstream_failed, "upstream closed the connection", now);
     return;
@@ -345,33 +408,36 @@ void HttpPipeline::on_upstream_failed(std::string_view why, std::string detail,
                                       Clock::time_point now) {
   upstream_close_ = CloseHow::reset;
   stop_reading_ = true;
+  discard_guest_ = true;
   if (current_) {
-    in_flight_.push_back(std::move(*current_));
+    if (!current_->answered) in_flight_.push_back(std::move(*current_));
     current_.reset();
   }
   if (in_flight_.empty()) {
-    // Nobody is waiting for an answer: the flow just ends.
+    // Nobody is waiting for an answer: the flow ends (with a pending refusal's 403).
     if (!refused_) guest_close_ = CloseHow::graceful;
     flush_pending_refusal(now);
     return;
   }
   Exchange x = std::move(in_flight_.front());
-  in_flight_.clear();
+  in_flight_.pop_front();
   const bool answered = x.response_started;
   x.verdict.allowed = false;
   x.verdict.reason = std::string(why);
-  x.verdict.detail = std::move(detail);
-  if (answered) {
-    // Part of the response went out already: only a reset tells the guest.
-    emit(x, now);
-    guest_close_ = CloseHow::reset;
-    return;
+  x.verdict.detail = detail;
+  if (!answered) {
+    x.status = 502;
+    append(to_guest_, http::error_response(502, phrase(502), refusal_body(why, x.verdict.host), true));
   }
-  x.status = 502;
-  append(to_guest_, http::error_response(502, phrase(502), refusal_body(why, x.verdict.host), true));
   emit(x, now);
-  refused_.reset();
-  guest_close_ = CloseHow::graceful;
+  // Requests behind it never reach an answer; a refusal queued behind them is recorded.
+  drop_in_flight(why, "behind a failed request", now);
+  if (refused_) {
+    emit(*refused_, now);
+    refused_.reset();
+  }
+  // Part of a response went out already: only a reset tells the guest.
+  guest_close_ = answered ? CloseHow::reset : CloseHow::graceful;
 }
 
 void HttpPipeline::flush_pending_refusal(Clock::time_point now) {

@@ -11,13 +11,19 @@
 //     secret_body_too_large). Bodies to other hosts are only scanned (same length,
 //     framing kept). A placeholder found in a body bound elsewhere aborts the request
 //     upstream and answers 403 secret_leak; the placeholder itself never leaves.
-//   - refused: nothing more is read from the guest; once every earlier response has been
-//     delivered (pipelining keeps order) the guest gets a 403 with a JSON body
-//     {error, reason, host} and the connection closes.
+//   - refused: what the guest sends afterwards is read and dropped; once every earlier
+//     response has been delivered (pipelining keeps order) the guest gets a 403 with a
+//     JSON body {error, reason, host} and the connection closes.
+// `Expect: 100-continue` is always answered by the proxy (in order, once earlier
+// responses are out) and never forwarded, so an origin can't be made to read a body as a
+// new request that was never judged; for the same reason a connection whose origin
+// answered before the request body ended is not reused.
 // Upstream bytes are forwarded to the guest unchanged while http::ResponseParser finds
 // where each response ends (HEAD, 1xx, 204/304, read-until-close) to close each request's
 // record: one network event per request with status, body bytes each way and duration.
-// An Upgrade request, once allowed and answered 101, turns the flow into a raw tunnel.
+// An Upgrade request (WebSocket only), once allowed and answered 101, turns the flow into
+// a raw tunnel; a 101 nobody asked for ends the flow. Every request gets its event, also
+// those cut short by a failing upstream or the flow's end (abort_all).
 // Smuggling shapes are refused by the parsers (400 bad_request), not guessed at.
 #pragma once
 
@@ -57,6 +63,8 @@ class HttpPipeline {
   void on_upstream_eof(Clock::time_point now);
   // The upstream connection failed before or while answering (TLS verification, reset).
   void on_upstream_failed(std::string_view why, std::string detail, Clock::time_point now);
+  // The flow is gone: every request still waiting gets its event (blocked, `why`).
+  void abort_all(std::string_view why, Clock::time_point now);
 
   Bytes& to_guest() { return to_guest_; }
   Bytes& to_upstream() { return to_upstream_; }
@@ -89,6 +97,8 @@ class HttpPipeline {
   // The exchange the next response bytes belong to: the oldest in flight, else the one
   // whose body is still arriving (a server may answer early, e.g. 413).
   Exchange* responding();
+  // Emits each in-flight exchange as cut short (blocked, `why`) and forgets them.
+  void drop_in_flight(std::string_view why, const std::string& detail, Clock::time_point now);
   void append(Bytes& out, std::string_view text);
 
   const RequestJudge& judge_;
@@ -105,6 +115,8 @@ class HttpPipeline {
   Bytes held_body_;
   bool stop_reading_ = false;           // refused, failed, or waiting for 101
   bool scan_only_large_ = false;        // a body too large to re-count: scanned, not swapped
+  bool discard_guest_ = false;          // refused: later guest bytes are dropped
+  bool pending_continue_ = false;       // a 100 Continue waits for earlier responses
   bool awaiting_upgrade_ = false;
   bool tunnel_ = false;
   bool guest_eof_ = false;

@@ -71,6 +71,13 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
 
   if (head.method == "CONNECT")
     return refuse(v, reason::unsupported_method, "CONNECT inside an intercepted flow");
+  if (head.method == "TRACE")  // echoes the request, swapped secrets included
+    return refuse(v, reason::unsupported_method, "TRACE");
+  if (head.upgrade) {
+    const http::Header* upgrade = http::find_header(head.headers, "upgrade");
+    if (upgrade == nullptr || !http::iequals(upgrade->value, "websocket"))
+      return refuse(v, reason::unsupported_upgrade, "only WebSocket upgrades are proxied");
+  }
 
   // 1. The request's own idea of its host: the absolute-form target, else Host.
   std::optional<policy::Host> host;
@@ -89,7 +96,7 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   if (const http::Header* h = http::find_header(head.headers, "host")) {
     auto authority = policy::parse_authority(h->value, flow.port);
     if (!authority) return refuse(v, reason::bad_request, "bad Host header: " + authority.error());
-    if (host && !same_host(*host, authority->first))
+    if (host && (!same_host(*host, authority->first) || authority->second != port))
       return refuse(v, reason::host_mismatch, "the Host header differs from the target");
     if (!host) {
       host = authority->first;
@@ -113,6 +120,10 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   if (scan.leaked) return refuse(v, reason::secret_leak, "secret " + *scan.leaked);
   for (const auto& name : scan.swapped) v.swaps.push_back({name, "url"});
   for (const auto& header : head.headers) {
+    std::string header_name = header.name;  // a placeholder as a header name goes nowhere
+    if (auto n = secrets_.substitute(header_name, *host, port, false); n.leaked || !n.swapped.empty())
+      return refuse(v, reason::secret_leak, "secret " + (n.leaked ? *n.leaked : n.swapped.front()) +
+                                                " in a header name");
     std::string value = header.value;
     auto s = secrets_.substitute(value, *host, port, flow.tls);
     if (s.leaked) return refuse(v, reason::secret_leak, "secret " + *s.leaked);

@@ -3,6 +3,7 @@
 // Theory of operation. A flow reaches the MITM already allowed by name and port (the
 // engine judged the name the guest resolved, or the literal IP, before dialling). Each
 // request on it is judged again, in this order, first refusal wins:
+//   0. CONNECT and TRACE are refused, and Upgrade only to WebSocket;
 //   1. the request's host (absolute-form target, else the Host header) must be present
 //      and parse; an HTTP/1.1 request without one was refused by the parser already;
 //   2. it must agree with the flow: same canonical host as the flow's name and, on TLS,
@@ -42,9 +43,11 @@ inline constexpr std::string_view secret_body_too_large = "secret_body_too_large
 inline constexpr std::string_view bad_request = "bad_request";
 inline constexpr std::string_view opaque_not_allowed = "opaque_not_allowed";
 inline constexpr std::string_view unsupported_method = "unsupported_method";
+inline constexpr std::string_view unsupported_upgrade = "unsupported_upgrade";
 inline constexpr std::string_view upstream_tls_failed = "upstream_tls_failed";
 inline constexpr std::string_view upstream_failed = "upstream_failed";
 inline constexpr std::string_view guest_tls_failed = "guest_tls_failed";
+inline constexpr std::string_view flow_closed = "flow_closed";
 }  // namespace reason
 
 // Where the flow goes, as the engine (or the explicit proxy's CONNECT) established it.

@@ -29,8 +29,24 @@ MitmSession::MitmSession(std::shared_ptr<MitmContext> context, FlowTarget flow,
 std::string_view MitmSession::protocol() const { return protocol_; }
 
 bool MitmSession::wants_guest_data() const {
-  return state_ != State::closed && guest_plain_.size() < kMaxPendingGuest &&
-         guest_cipher_.size() < kMaxPendingGuest && to_upstream_.size() < kMaxPendingGuest;
+  // A closed session still reads (and drops) what the guest sends, so its TCP flow can
+  // finish instead of waiting on a full receive buffer.
+  if (state_ == State::closed) return true;
+  const std::size_t pipeline_out = pipeline_ ? pipeline_->to_upstream().size() : 0;
+  return guest_plain_.size() < kMaxPendingGuest && guest_cipher_.size() < kMaxPendingGuest &&
+         to_upstream_.size() + pipeline_out < kMaxPendingGuest;
+}
+
+void MitmSession::on_closed(Clock::time_point now) {
+  if (pipeline_) {
+    pipeline_->abort_all(reason::flow_closed, now);
+    auto& events = pipeline_->events();
+    while (!events.empty()) {
+      events_.push_back(std::move(events.front()));
+      events.pop_front();
+    }
+  }
+  state_ = State::closed;
 }
 
 Bytes MitmSession::take_to_guest() { return std::exchange(to_guest_, {}); }
@@ -270,7 +286,7 @@ void MitmSession::pump(Clock::time_point now) {
         pipeline_->on_upstream_eof(now);
         progress = true;
       }
-      drain_pipeline(now);
+      if (drain_pipeline(now)) progress = true;
     } else if (guest_eof_ && state_ == State::tls) {
       // Refused or failed before a pipeline existed: nothing more to do.
       guest_close_ = CloseHow::graceful;
@@ -280,23 +296,28 @@ void MitmSession::pump(Clock::time_point now) {
   }
 }
 
-void MitmSession::drain_pipeline(Clock::time_point /*now*/) {
+bool MitmSession::drain_pipeline(Clock::time_point /*now*/) {
+  bool moved = false;
   Bytes& up = pipeline_->to_upstream();
   if (!up.empty()) {
     if (upstream_failure_) {
       up.clear();
     } else if (upstream_tls_) {
+      // write_plaintext takes a record at a time and stops while its output waits, so
+      // the ciphertext is collected after every record.
       std::size_t offset = 0;
       while (offset < up.size()) {
         const std::size_t n = upstream_tls_->write_plaintext(std::span(up).subspan(offset));
+        append(to_upstream_, upstream_tls_->take_ciphertext());
         if (n == 0) break;
         offset += n;
       }
       up.erase(up.begin(), up.begin() + static_cast<std::ptrdiff_t>(offset));
-      append(to_upstream_, upstream_tls_->take_ciphertext());
+      moved = offset > 0;
     } else {
       append(to_upstream_, up);
       up.clear();
+      moved = true;
     }
   }
   Bytes& down = pipeline_->to_guest();
@@ -305,14 +326,16 @@ void MitmSession::drain_pipeline(Clock::time_point /*now*/) {
       std::size_t offset = 0;
       while (offset < down.size()) {
         const std::size_t n = guest_tls_->write_plaintext(std::span(down).subspan(offset));
+        append(to_guest_, guest_tls_->take_ciphertext());
         if (n == 0) break;
         offset += n;
       }
       down.erase(down.begin(), down.begin() + static_cast<std::ptrdiff_t>(offset));
-      append(to_guest_, guest_tls_->take_ciphertext());
+      moved = moved || offset > 0;
     } else {
       append(to_guest_, down);
       down.clear();
+      moved = true;
     }
   }
   auto& events = pipeline_->events();
@@ -343,6 +366,7 @@ void MitmSession::drain_pipeline(Clock::time_point /*now*/) {
     }
     upstream_close_ = CloseHow::graceful;
   }
+  return moved;
 }
 
 void MitmSession::on_guest_eof(Clock::time_point now) {
@@ -421,7 +445,7 @@ void MitmSession::on_upstream_error(std::string detail, Clock::time_point now) {
       return;
     }
     pipeline_->on_upstream_failed(reason::upstream_failed, std::move(detail), now);
-    drain_pipeline(now);
+    pump(now);
     return;
   }
   guest_close_ = CloseHow::reset;

@@ -51,6 +51,8 @@ class MitmSession {
   void on_upstream_eof(Clock::time_point now);
   void on_upstream_error(std::string detail, Clock::time_point now);
   void on_timer(Clock::time_point now);
+  // The flow is over (either side): requests still waiting get their events.
+  void on_closed(Clock::time_point now);
   std::optional<Clock::time_point> next_deadline() const;
 
   Bytes take_to_guest();
@@ -72,7 +74,7 @@ class MitmSession {
   void start_opaque(Clock::time_point now);
   void refuse_flow(std::string_view why, std::string detail, CloseHow how);
   void pump(Clock::time_point now);
-  void drain_pipeline(Clock::time_point now);
+  bool drain_pipeline(Clock::time_point now);  // true when bytes moved
   bool upstream_ready() const;
 
   std::shared_ptr<MitmContext> context_;

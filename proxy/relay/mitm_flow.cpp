@@ -31,6 +31,9 @@ void MitmFlow::start(GuestFlow& guest) {
 void MitmFlow::on_closed(Close how) {
   guest_ = nullptr;
   timer_.cancel();
+  session_.on_closed(mitm::Clock::now());
+  for (auto& events = session_.events(); !events.empty(); events.pop_front())
+    if (emit_) emit_(std::move(events.front()));
   if (report_close_ && emit_) {
     emit_({{"kind", "flow"},
            {"protocol", std::string(session_.protocol())},
@@ -56,6 +59,7 @@ void MitmFlow::on_closed(Close how) {
 
 void MitmFlow::pump() {
   if (pumping_ || guest_ == nullptr) return;
+  auto keep = shared_from_this();  // a guest call below may end the flow (on_closed)
   pumping_ = true;
   for (int round = 0; round < 64 && guest_ != nullptr; ++round) {
     bool progress = false;

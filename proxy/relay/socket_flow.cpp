@@ -44,6 +44,7 @@ std::size_t SocketGuestFlow::send(std::span<const std::uint8_t> bytes) {
   }
   queue_.emplace_back(bytes.begin(), bytes.end());
   queued_ += bytes.size();
+  if (queued_ > kMaxQueued) was_full_ = true;  // congested(): on_writable() when it drains
   write_more();
   return bytes.size();
 }

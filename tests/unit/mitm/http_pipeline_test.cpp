@@ -135,18 +135,20 @@ TEST_CASE("pipeline: Expect 100-continue with a body to re-count is answered by 
   CHECK(p.pipeline->events().front()["secrets"][0]["location"] == "body");
 }
 
-TEST_CASE("pipeline: Expect 100-continue elsewhere goes to the origin") {
+TEST_CASE("pipeline: Expect 100-continue is answered by the proxy, in order, never forwarded") {
   Pipe p;
   auto now = Clock::now();
   p.flow_other();
+  p.pipeline->on_guest(bytes("GET /first HTTP/1.1\r\nHost: x.test\r\n\r\n"), now);
   const std::string head =
       "POST /u HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
   CHECK(p.pipeline->on_guest(bytes(head), now) == head.size());
-  CHECK(text(p.pipeline->to_upstream()).find("Expect: 100-continue") != std::string::npos);
-  CHECK(p.pipeline->to_guest().empty());
+  CHECK(text(p.pipeline->to_upstream()).find("Expect") == std::string::npos);
+  CHECK(p.pipeline->to_guest().empty());  // the first response comes first
+  p.pipeline->on_upstream(bytes("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"), now);
+  CHECK(text(p.pipeline->to_guest()) ==
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 100 Continue\r\n\r\n");
   p.pipeline->to_upstream().clear();
-  p.pipeline->on_upstream(bytes("HTTP/1.1 100 Continue\r\n\r\n"), now);
-  CHECK(text(p.pipeline->to_guest()) == "HTTP/1.1 100 Continue\r\n\r\n");
   CHECK(p.pipeline->on_guest(bytes("hello"), now) == 5);
   CHECK(text(p.pipeline->to_upstream()) == "hello");
 }
@@ -231,12 +233,64 @@ TEST_CASE("pipeline: a response before the request body ends is recorded once") 
   CHECK(p.pipeline->events().front()["status_code"] == 413);
   p.pipeline->on_guest(bytes("defghij"), now);
   CHECK(p.pipeline->events().size() == 1);
-  // The next request on the connection pairs with the next response.
+  // The connection is not reused: a request after it never goes upstream.
+  CHECK(p.pipeline->guest_close() == CloseHow::graceful);
+  CHECK(p.pipeline->upstream_close() == CloseHow::graceful);
+  p.pipeline->to_upstream().clear();
   p.pipeline->on_guest(bytes("GET /n HTTP/1.1\r\nHost: x.test\r\n\r\n"), now);
-  p.pipeline->on_upstream(bytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), now);
+  CHECK(p.pipeline->to_upstream().empty());
+  p.pipeline->on_upstream_eof(now);
+  CHECK(p.pipeline->events().size() == 1);
+}
+
+}  // namespace
+}  // namespace airlock::mitm::testing
+
+namespace airlock::mitm::testing {
+namespace {
+
+TEST_CASE("pipeline: a 101 nobody asked for is never a tunnel") {
+  Pipe p;
+  auto now = Clock::now();
+  p.pipeline->on_guest(bytes("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n"), now);
+  p.pipeline->on_upstream(bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI"), now);
+  CHECK_FALSE(p.pipeline->tunnel());
+  CHECK(p.pipeline->guest_close() == CloseHow::reset);
+  CHECK(p.pipeline->upstream_close() == CloseHow::reset);
+}
+
+TEST_CASE("pipeline: Upgrade headers without Connection: upgrade are dropped") {
+  Pipe p;
+  auto now = Clock::now();
+  p.pipeline->on_guest(bytes("GET / HTTP/1.1\r\nHost: api.test\r\nUpgrade: h2c\r\n"
+                             "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"),
+                       now);
+  const std::string up = text(p.pipeline->to_upstream());
+  CHECK(up.find("GET / HTTP/1.1") == 0);
+  CHECK(up.find("h2c") == std::string::npos);
+  CHECK(up.find("HTTP2-Settings") == std::string::npos);
+}
+
+TEST_CASE("pipeline: after a refusal the guest's bytes are read and dropped") {
+  Pipe p;
+  auto now = Clock::now();
+  const std::string refused = "GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+  CHECK(p.pipeline->on_guest(bytes(refused), now) == refused.size());
+  CHECK(text(p.pipeline->to_guest()).find("403") != std::string::npos);
+  const std::string more(100000, 'x');
+  CHECK(p.pipeline->on_guest(bytes(more), now) == more.size());
+  CHECK(p.pipeline->to_upstream().empty());
+}
+
+TEST_CASE("pipeline: requests cut short by the flow's end are recorded") {
+  Pipe p;
+  auto now = Clock::now();
+  p.pipeline->on_guest(bytes("GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\n\r\n"), now);
+  CHECK(p.pipeline->events().empty());
+  p.pipeline->abort_all("flow_closed", now);
   REQUIRE(p.pipeline->events().size() == 2);
-  CHECK(p.pipeline->events().back()["status_code"] == 200);
-  CHECK(p.pipeline->events().back()["url"] == "https://x.test/n");
+  CHECK(p.pipeline->events()[0]["block_reason"] == "flow_closed");
+  CHECK(p.pipeline->events()[1]["url"] == "https://api.test/b");
 }
 
 }  // namespace

@@ -144,5 +144,27 @@ TEST_CASE("judge: the policy script can deny, never allow") {
   CHECK(j.run("nowhere.test", 443, true, outside, "nowhere.test").reason == "host_not_allowed");
 }
 
+TEST_CASE("judge: TRACE, non-WebSocket upgrades, placeholder header names, Host port") {
+  Judging j;
+  auto trace = get("/", {{"Host", "api.test"}});
+  trace.method = "TRACE";
+  CHECK(j.run("api.test", 443, true, trace, "api.test").reason == "unsupported_method");
+
+  auto h2c = get("/", {{"Host", "api.test"}, {"Connection", "Upgrade"}, {"Upgrade", "h2c"}});
+  h2c.upgrade = true;
+  CHECK(j.run("api.test", 443, true, h2c, "api.test").reason == "unsupported_upgrade");
+  auto ws = get("/", {{"Host", "api.test"}, {"Connection", "Upgrade"}, {"Upgrade", "WebSocket"}});
+  ws.upgrade = true;
+  CHECK(j.run("api.test", 443, true, ws, "api.test").allowed);
+
+  auto named = get("/", {{"Host", "a.cdn.test"}, {"PLACEHOLDER_TOKEN_0123456789", "1"}});
+  CHECK(j.run("a.cdn.test", 443, true, named, "a.cdn.test").reason == "secret_leak");
+  auto named_home = get("/", {{"Host", "api.test"}, {"PLACEHOLDER_TOKEN_0123456789", "1"}});
+  CHECK(j.run("api.test", 443, true, named_home, "api.test").reason == "secret_leak");
+
+  auto absolute = get("http://api.test/", {{"Host", "api.test:8080"}});
+  CHECK(j.run("api.test", 80, false, absolute).reason == "host_mismatch");
+}
+
 }  // namespace
 }  // namespace airlock::mitm::testing
