@@ -72,9 +72,16 @@ SecretStore::SecretStore(const std::vector<Secret>& secrets, RandomHex random_he
   // Random ones, drawn again on the (astronomically unlikely) clash.
   for (std::size_t i = 0; i < secrets.size(); ++i) {
     if (secrets[i].placeholder) continue;
+    // As long as the value when the value is long enough for 16 random hex digits, so a
+    // swap keeps lengths (Content-Length, and the proxy's reverse swap in responses).
+    const std::size_t value_size = secrets[i].value.reveal().size();
+    const std::size_t hex_chars =
+        value_size >= kPlaceholderPrefix.size() + kMinMatchedHexChars && value_size <= kMaxMatchedSize
+            ? value_size - kPlaceholderPrefix.size()
+            : kRandomHexChars;
     for (int attempt = 0; attempt < kDrawAttempts && placeholders[i].empty(); ++attempt) {
-      const std::string hex = random_hex(kRandomHexChars);
-      if (hex.size() != kRandomHexChars || !is_hex(hex)) continue;
+      const std::string hex = random_hex(hex_chars);
+      if (hex.size() != hex_chars || !is_hex(hex)) continue;
       std::string candidate = std::string(kPlaceholderPrefix) + hex;
       bool clash = false;
       for (const std::string& other : placeholders)

@@ -43,6 +43,11 @@ class SecretStore {
 
   static constexpr std::string_view kPlaceholderPrefix = "AIRLOCK_PLACEHOLDER_";
   static constexpr std::size_t kRandomHexChars = 32;
+  // A random placeholder is exactly as long as its value when the value has room for
+  // the prefix and at least this many hex digits (and is at most kMaxMatchedSize long);
+  // the guest then learns the value's length, nothing more.
+  static constexpr std::size_t kMinMatchedHexChars = 16;
+  static constexpr std::size_t kMaxMatchedSize = 4096;
 
   struct Entry {
     std::string name;                 // the secret's name, also the guest variable

@@ -31,7 +31,35 @@ nlohmann::json refusal_body(std::string_view reason, const std::string& host) {
 
 HttpPipeline::HttpPipeline(const RequestJudge& judge, const policy::SecretStore& secrets,
                            FlowTarget flow)
-    : judge_(judge), secrets_(secrets), flow_(std::move(flow)) {}
+    : judge_(judge), secrets_(secrets), flow_(std::move(flow)) {
+  if (flow_.tls) {
+    scrubber_.emplace(secrets_, flow_.host, flow_.port);
+    if (!scrubber_->active()) scrubber_.reset();
+  }
+}
+
+void HttpPipeline::forward(std::span<const std::uint8_t> bytes) {
+  if (scrubber_)
+    scrubber_->feed(bytes, to_guest_);
+  else
+    to_guest_.insert(to_guest_.end(), bytes.begin(), bytes.end());
+}
+
+bool HttpPipeline::check_scrubber(Clock::time_point now) {
+  if (!scrubber_) return true;
+  if (scrubber_->echoed()) {
+    // The value can't be replaced in place: the response is cut here.
+    on_upstream_failed(reason::secret_echo, "secret " + *scrubber_->echoed() + " echoed in a response", now);
+    guest_close_ = CloseHow::reset;
+    return false;
+  }
+  if (scrubber_->scrubbed().size() != scrubbed_seen_) {
+    scrubbed_seen_ = scrubber_->scrubbed().size();
+    if (Exchange* x = responding())
+      for (const auto& name : scrubber_->scrubbed()) x->verdict.swaps.push_back({name, "response"});
+  }
+  return true;
+}
 
 void HttpPipeline::append(Bytes& out, std::string_view text) {
   out.insert(out.end(), text.begin(), text.end());
@@ -282,7 +310,8 @@ HttpPipeline::Exchange* HttpPipeline::responding() {
 
 void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_point now) {
   if (tunnel_) {
-    to_guest_.insert(to_guest_.end(), bytes.begin(), bytes.end());
+    forward(bytes);
+    check_scrubber(now);
     return;
   }
   std::size_t taken = 0;
@@ -290,9 +319,9 @@ void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_
   while (taken < bytes.size()) {
     events.clear();
     const std::size_t n = responses_parser_.feed(bytes.subspan(taken), events);
-    to_guest_.insert(to_guest_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(taken),
-                     bytes.begin() + static_cast<std::ptrdiff_t>(taken + n));
+    forward(bytes.subspan(taken, n));
     taken += n;
+    if (!check_scrubber(now)) return;
     for (auto& event : events) {
       if (auto* head = std::get_if<http::ResponseHeadEvent>(&event)) {
         Exchange* x = responding();
@@ -303,6 +332,7 @@ void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_
       } else if (auto* body = std::get_if<http::ResponseBodyEvent>(&event)) {
         if (Exchange* x = responding()) x->response_bytes += body->bytes;
       } else if (std::holds_alternative<http::ResponseCompleteEvent>(event)) {
+        if (scrubber_) scrubber_->flush(to_guest_);
         if (!in_flight_.empty()) {
           emit(in_flight_.front(), now);
           in_flight_.pop_front();
@@ -337,8 +367,8 @@ void HttpPipeline::on_upstream(std::span<const std::uint8_t> bytes, Clock::time_
         awaiting_upgrade_ = false;
         stop_reading_ = false;
         // The rest of this read is already tunnel data.
-        to_guest_.insert(to_guest_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(taken),
-                         bytes.end());
+        forward(bytes.subspan(taken));
+        check_scrubber(now);
         return;
       } else if (auto* error = std::get_if<http::ResponseErrorEvent>(&event)) {
         on_upstream_failed(reason::upstream_failed, "bad response: " + error->reason, now);
@@ -375,6 +405,7 @@ void HttpPipeline::on_guest_eof(Clock::time_point now) {
 }
 
 void HttpPipeline::on_upstream_eof(Clock::time_point now) {
+  if (scrubber_) scrubber_->flush(to_guest_);
   if (tunnel_) {
     guest_close_ = CloseHow::graceful;
     return;

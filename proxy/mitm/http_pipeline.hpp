@@ -18,7 +18,9 @@
 // responses are out) and never forwarded, so an origin can't be made to read a body as a
 // new request that was never judged; for the same reason a connection whose origin
 // answered before the request body ended is not reused.
-// Upstream bytes are forwarded to the guest unchanged while http::ResponseParser finds
+// Upstream bytes are forwarded to the guest (through a ResponseScrubber on flows a secret
+// may reach, so an echoed real value goes back as its placeholder) while
+// http::ResponseParser finds
 // where each response ends (HEAD, 1xx, 204/304, read-until-close) to close each request's
 // record: one network event per request with status, body bytes each way and duration.
 // An Upgrade request (WebSocket only), once allowed and answered 101, turns the flow into
@@ -41,6 +43,7 @@
 #include "proxy/http/request_parser.hpp"
 #include "proxy/http/response_parser.hpp"
 #include "proxy/mitm/judge.hpp"
+#include "proxy/mitm/response_scrubber.hpp"
 
 namespace airlock::mitm {
 
@@ -97,6 +100,10 @@ class HttpPipeline {
   // The exchange the next response bytes belong to: the oldest in flight, else the one
   // whose body is still arriving (a server may answer early, e.g. 413).
   Exchange* responding();
+  // Upstream bytes on their way to the guest, through the scrubber when there is one.
+  void forward(std::span<const std::uint8_t> bytes);
+  // After forward(): records scrubbed secrets, or cuts the flow when one was echoed.
+  bool check_scrubber(Clock::time_point now);
   // Emits each in-flight exchange as cut short (blocked, `why`) and forgets them.
   void drop_in_flight(std::string_view why, const std::string& detail, Clock::time_point now);
   void append(Bytes& out, std::string_view text);
@@ -110,6 +117,8 @@ class HttpPipeline {
   std::optional<Exchange> refused_;     // waits for in_flight_ to drain
   std::optional<Exchange> current_;     // the request whose body is being read (allowed)
   std::optional<policy::BodySubstituter> substituter_;
+  std::optional<ResponseScrubber> scrubber_;  // TLS flows to a secret's host
+  std::size_t scrubbed_seen_ = 0;
   BodyOut body_out_ = BodyOut::none;
   std::string held_head_;               // buffered mode: the head waits for the body
   Bytes held_body_;

@@ -40,6 +40,7 @@ inline constexpr std::string_view sni_host_mismatch = "sni_host_mismatch";
 inline constexpr std::string_view host_mismatch = "host_mismatch";
 inline constexpr std::string_view secret_leak = "secret_leak";
 inline constexpr std::string_view secret_body_too_large = "secret_body_too_large";
+inline constexpr std::string_view secret_echo = "secret_echo";
 inline constexpr std::string_view bad_request = "bad_request";
 inline constexpr std::string_view opaque_not_allowed = "opaque_not_allowed";
 inline constexpr std::string_view unsupported_method = "unsupported_method";

@@ -84,6 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for _ in range(self.server.blob_mb * 16):
                 self.wfile.write(CHUNK)
             return
+        if self.path.startswith("/echo-auth"):
+            return self.reply(self.headers.get("Authorization", "").encode())
         if self.path.startswith("/repo.git/"):
             path = os.path.normpath(os.path.join(self.server.static_dir, self.path[1:].split("?")[0]))
             if not path.startswith(self.server.static_dir) or not os.path.isfile(path):

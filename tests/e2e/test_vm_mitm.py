@@ -14,7 +14,7 @@ from airlock_e2e import VmTestCase, airlock
 from mitm_server import WS_CLIENT, blob_sha256, start_origin
 
 BLOB_MB = 100
-REAL_SECRET = "sk-real-" + os.urandom(12).hex()
+REAL_SECRET = "sk-real-" + os.urandom(16).hex()  # 40 bytes: a same-length placeholder
 
 
 @unittest.skipUnless(os.environ.get("AIRLOCK_NETNS") == "1",
@@ -103,6 +103,13 @@ class GuestMitm(VmTestCase):
             self.assertEqual(auth[-1][1], "/auth?key=" + REAL_SECRET)
             bodies = self.seen(lambda s: s[0] == "BODY")
             self.assertEqual(bodies[-1][2]["body"], "token=" + REAL_SECRET)
+
+        with self.subTest("a real value echoed by the host comes back as the placeholder"):
+            r = self.sh(vm, f"curl -sS --max-time 60 -H \"Authorization: Bearer $API_KEY\" {base}/echo-auth")
+            self.assertOk(r)
+            self.assertEqual(r.text, "Bearer " + placeholder)
+            self.assertEqual(self.seen(lambda s: s[1] == "/echo-auth")[-1][2]["authorization"],
+                             "Bearer " + REAL_SECRET)
 
         with self.subTest("the placeholder sent to another host is blocked"):
             before = len(self.seen(lambda s: True))
