@@ -126,11 +126,24 @@ void register_proxy_commands(CLI::App& app) {
   auto args = std::make_shared<ProxyArgs>();
   CLI::App* cmd = app.add_subcommand(
       "proxy", "Run the policing MITM proxy as an explicit HTTP proxy (CONNECT and absolute-form)");
-  add_policy_flags(*cmd, args->policy);
-  cmd->add_option("--listen", args->listen, "ADDRESS:PORT to listen on")->capture_default_str();
+  // Only the flags that shape the network policy: a proxy has no VM to size or mount.
+  cmd->add_option("--policy", args->policy.policy_file, "Policy file (YAML)")->check(CLI::ExistingFile);
+  cmd->add_option("--allow-host", args->policy.overrides.allow_hosts, "Allow a host pattern (repeatable)")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false);
+  cmd->add_option("--secret", args->policy.overrides.secrets,
+                  "Secret NAME=VALUE@host1,host2, or NAME@host1,host2 to take the value from $NAME "
+                  "(repeatable); its placeholder is printed on stderr")
+      ->type_name("SPEC")
+      ->allow_extra_args(false);
+  cmd->add_option("--listen", args->listen, "ADDRESS:PORT to listen on")
+      ->type_name("ADDR:PORT")
+      ->capture_default_str();
   cmd->add_option("--ca-cert-out", args->ca_out,
-                  "Write the proxy's CA certificate (PEM) to FILE for clients to trust");
+                  "Write the proxy's CA certificate (PEM) to FILE for clients to trust")
+      ->type_name("FILE");
   cmd->add_option("--events", args->events, "Write the audit events to FILE (- = stdout)")
+      ->type_name("FILE")
       ->capture_default_str();
   cmd->callback([args] { set_exit_code(run_proxy(*args)); });
 }
