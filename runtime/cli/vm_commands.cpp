@@ -215,6 +215,7 @@ runtime::LaunchResult create_vm(const policy::Policy& p, bool network) {
   config.qemu_binary = probe.qemu_binary;
   config.config_json = config_json(p);
   config.config_json["network"] = network;
+  config.env = p.env;
   if (network) config.network = p;
   // Benchmarks only (bench/net): the same VM on QEMU's unpoliced user-mode network.
   if (const char* n = std::getenv("AIRLOCK_BENCH_QEMU_USER_NET"); network && n && std::string(n) == "1") {

@@ -214,6 +214,7 @@ bool Supervisor::prepare() {
   state_.created = unix_millis();
   state_.image = config_.image;
   state_.config = config_.config_json;
+  router_.set_base_env(config_.env);  // start_network adds the network's variables
   state_.accel = accel_name(config_.accel);
   write_state();
   if (!audit_.open(kEvents, config_.id)) {
@@ -316,7 +317,7 @@ bool Supervisor::start_network(MachineConfig& machine) {
     return false;
   }
   mitm_ = std::move(*context);
-  std::map<std::string, std::string> env = config_.network->env;
+  std::map<std::string, std::string> env = config_.env;
   for (auto& [k, v] : mitm_->guest_env()) env[k] = v;
   router_.set_base_env(std::move(env));
   try {

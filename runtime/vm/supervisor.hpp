@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ struct SupervisorConfig {
   std::string qemu_binary = "qemu-system-x86_64";
   std::string qemu_img_binary = "qemu-img";
   nlohmann::json config_json = nlohmann::json::object();  // for state.json (no secrets)
+  // The policy's env: every exec gets it unless its request sets the variable itself.
+  // In memory only, like `network`.
+  std::map<std::string, std::string> env;
   // The guest's network and the policy that polices it; nullopt = no NIC at all. Held in
   // memory only (it may carry secret values): the supervisor inherits it across fork.
   std::optional<policy::Policy> network;

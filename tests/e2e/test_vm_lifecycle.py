@@ -148,9 +148,17 @@ class OneVm(VmTestCase):
                                 for e in events))
 
     def test_two_vms_at_once(self):
-        a = self.create_vm()
-        b = self.create_vm()
+        a = self.create_vm("-e", "POLICY_VAR=from-create")
+        b = self.create_vm("--no-network", "-e", "POLICY_VAR=no-net")
         self.assertNotEqual(a, b)
+        # The policy's env reaches every later exec, with or without a network; a request's
+        # own -e wins.
+        for vm, want in ((a, "from-create"), (b, "no-net")):
+            r = airlock("exec", vm, "--", "sh", "-c", "printf %s \"$POLICY_VAR\"")
+            self.assertOk(r)
+            self.assertEqual(r.text, want)
+        r = airlock("exec", a, "-e", "POLICY_VAR=mine", "--", "sh", "-c", "printf %s \"$POLICY_VAR\"")
+        self.assertEqual(r.text, "mine")
         ra = airlock("exec", a, "--", "hostname")
         rb = airlock("exec", b, "--", "hostname")
         self.assertOk(ra)
