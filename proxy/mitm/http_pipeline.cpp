@@ -1,7 +1,6 @@
 // HTTP/1.1 proxying of an intercepted flow; see http_pipeline.hpp.
 #include "proxy/mitm/http_pipeline.hpp"
 
-#include <cctype>
 #include <variant>
 
 #include "proxy/http/serialize.hpp"
@@ -177,12 +176,11 @@ void HttpPipeline::on_request_head(http::RequestHead head, Clock::time_point now
   }
   responses_parser_.expect_response_to(head.method);
   if (!head.keep_alive) close_after_response_ = true;
-  const std::string serialized = http::serialize_request_head(head);
   if (body_out_ == BodyOut::buffered) {
-    held_head_ = serialized;
+    held_head_ = head;  // serialised once the body's new length is known
     held_body_.clear();
   } else {
-    append(to_upstream_, serialized);
+    append(to_upstream_, http::serialize_request_head(head));
   }
   current_ = std::move(x);
   if (!has_body && !head.upgrade) on_request_complete();
@@ -253,19 +251,11 @@ void HttpPipeline::on_request_complete() {
   }
   if (body_out_ == BodyOut::chunked) append(to_upstream_, http::last_chunk());
   if (body_out_ == BodyOut::buffered) {
-    // Re-count: replace the Content-Length line of the held head.
-    std::string head = held_head_;
-    const std::string needle = "\r\ncontent-length:";
-    std::string lowered = head;
-    for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (auto at = lowered.find(needle); at != std::string::npos) {
-      auto end = head.find("\r\n", at + 2);
-      head.replace(at + 2, end - at - 2, "Content-Length: " + std::to_string(held_body_.size()));
-    }
-    append(to_upstream_, head);
+    http::set_header(held_head_.headers, "Content-Length", std::to_string(held_body_.size()));
+    append(to_upstream_, http::serialize_request_head(held_head_));
     to_upstream_.insert(to_upstream_.end(), held_body_.begin(), held_body_.end());
     held_body_.clear();
-    held_head_.clear();
+    held_head_ = {};
   }
   body_out_ = BodyOut::none;
   const bool answered = current_->answered;

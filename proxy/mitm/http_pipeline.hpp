@@ -120,7 +120,7 @@ class HttpPipeline {
   std::optional<ResponseScrubber> scrubber_;  // TLS flows to a secret's host
   std::size_t scrubbed_seen_ = 0;
   BodyOut body_out_ = BodyOut::none;
-  std::string held_head_;               // buffered mode: the head waits for the body
+  http::RequestHead held_head_;         // buffered mode: the head waits for the body
   Bytes held_body_;
   bool stop_reading_ = false;           // refused, failed, or waiting for 101
   bool scan_only_large_ = false;        // a body too large to re-count: scanned, not swapped
