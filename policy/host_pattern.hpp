@@ -44,6 +44,8 @@ struct Host {
   const std::string& name() const { return std::get<std::string>(value); }
   const IpAddress& ip() const { return std::get<IpAddress>(value); }
   std::string to_string() const;  // name, or the canonical IP text (IPv6 unbracketed)
+  // Same canonical name, or same address.
+  friend bool operator==(const Host&, const Host&) = default;
 };
 
 class HostPattern {

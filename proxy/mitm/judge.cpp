@@ -18,10 +18,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-bool same_host(const policy::Host& a, const policy::Host& b) {
-  return a.is_ip() == b.is_ip() && a.to_string() == b.to_string();
-}
-
 Verdict refuse(Verdict v, std::string_view why, std::string detail = {}) {
   v.allowed = false;
   v.reason = std::string(why);
@@ -65,7 +61,6 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   Verdict v;
   v.host = flow.host.to_string();
   v.rule = flow.rule;
-  const std::uint16_t default_port = flow.tls ? 443 : 80;
   v.url = event_url(flow.tls, v.host, flow.port,
                     !head.target.empty() && head.target.front() == '/' ? head.target : "/");
 
@@ -96,7 +91,7 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   if (const http::Header* h = http::find_header(head.headers, "host")) {
     auto authority = policy::parse_authority(h->value, flow.port);
     if (!authority) return refuse(v, reason::bad_request, "bad Host header: " + authority.error());
-    if (host && (!same_host(*host, authority->first) || authority->second != port))
+    if (host && (*host != authority->first || authority->second != port))
       return refuse(v, reason::host_mismatch, "the Host header differs from the target");
     if (!host) {
       host = authority->first;
@@ -109,7 +104,6 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   }
   v.host = host->to_string();
   v.url = event_url(flow.tls, v.host, port, origin_target);
-  (void)default_port;
 
   // 5 (scan first): a placeholder bound for a host it doesn't belong to is a leak,
   // whatever else is wrong with the request.
@@ -133,7 +127,7 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
 
   // 2. Agreement with the flow.
   const policy::Host& expected = flow.tls && flow.sni ? *flow.sni : flow.host;
-  if (!same_host(*host, expected) || port != flow.port) {
+  if (*host != expected || port != flow.port) {
     const std::string detail = "request for " + v.host + ":" + std::to_string(port) +
                                " on a flow to " + expected.to_string() + ":" +
                                std::to_string(flow.port);

@@ -10,11 +10,28 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr int kAlertAccessDenied = 49;
 
-bool same_host(const policy::Host& a, const policy::Host& b) {
-  return a.is_ip() == b.is_ip() && a.to_string() == b.to_string();
+void append(Bytes& out, const Bytes& in) { out.insert(out.end(), in.begin(), in.end()); }
+
+bool move_all(Bytes& from, Bytes& to) {
+  append(to, from);
+  from.clear();
+  return true;
 }
 
-void append(Bytes& out, const Bytes& in) { out.insert(out.end(), in.begin(), in.end()); }
+// Encrypts `plain` into `out` a record at a time: write_plaintext stops while its output
+// waits, so the ciphertext is collected after every record. Returns whether any moved;
+// what the endpoint can't take now stays in `plain`.
+bool encrypt(tls::TlsEndpoint& tls, Bytes& plain, Bytes& out) {
+  std::size_t offset = 0;
+  while (offset < plain.size()) {
+    const std::size_t n = tls.write_plaintext(std::span(plain).subspan(offset));
+    append(out, tls.take_ciphertext());
+    if (n == 0) break;
+    offset += n;
+  }
+  plain.erase(plain.begin(), plain.begin() + static_cast<std::ptrdiff_t>(offset));
+  return offset > 0;
+}
 
 }  // namespace
 
@@ -145,7 +162,7 @@ void MitmSession::start_tls(const tls::ClientHello& hello, Clock::time_point now
     }
     flow_.sni = *sni;
     leaf_name = sni->to_string();
-    if (!same_host(*sni, flow_.host)) {
+    if (*sni != flow_.host) {
       refusal_.emplace(std::string(reason::sni_host_mismatch),
                        "SNI " + leaf_name + " on a flow to " + flow_.host.to_string());
     } else {
@@ -299,45 +316,14 @@ void MitmSession::pump(Clock::time_point now) {
 bool MitmSession::drain_pipeline(Clock::time_point /*now*/) {
   bool moved = false;
   Bytes& up = pipeline_->to_upstream();
-  if (!up.empty()) {
-    if (upstream_failure_) {
-      up.clear();
-    } else if (upstream_tls_) {
-      // write_plaintext takes a record at a time and stops while its output waits, so
-      // the ciphertext is collected after every record.
-      std::size_t offset = 0;
-      while (offset < up.size()) {
-        const std::size_t n = upstream_tls_->write_plaintext(std::span(up).subspan(offset));
-        append(to_upstream_, upstream_tls_->take_ciphertext());
-        if (n == 0) break;
-        offset += n;
-      }
-      up.erase(up.begin(), up.begin() + static_cast<std::ptrdiff_t>(offset));
-      moved = offset > 0;
-    } else {
-      append(to_upstream_, up);
-      up.clear();
-      moved = true;
-    }
+  if (upstream_failure_) {
+    up.clear();
+  } else if (!up.empty()) {
+    moved = upstream_tls_ ? encrypt(*upstream_tls_, up, to_upstream_) : move_all(up, to_upstream_);
   }
   Bytes& down = pipeline_->to_guest();
-  if (!down.empty()) {
-    if (guest_tls_) {
-      std::size_t offset = 0;
-      while (offset < down.size()) {
-        const std::size_t n = guest_tls_->write_plaintext(std::span(down).subspan(offset));
-        append(to_guest_, guest_tls_->take_ciphertext());
-        if (n == 0) break;
-        offset += n;
-      }
-      down.erase(down.begin(), down.begin() + static_cast<std::ptrdiff_t>(offset));
-      moved = moved || offset > 0;
-    } else {
-      append(to_guest_, down);
-      down.clear();
-      moved = true;
-    }
-  }
+  if (!down.empty())
+    moved = (guest_tls_ ? encrypt(*guest_tls_, down, to_guest_) : move_all(down, to_guest_)) || moved;
   auto& events = pipeline_->events();
   while (!events.empty()) {
     events_.push_back(std::move(events.front()));
