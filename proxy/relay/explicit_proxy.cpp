@@ -55,8 +55,7 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
         return;
       }
       if (auto* error = std::get_if<http::ParseErrorEvent>(&event)) {
-        ++proxy_.counters_.bad_requests;
-        reply(400, "Bad Request", mitm::refusal_body(mitm::reason::bad_request, ""), error->reason);
+        bad(error->reason);
         return;
       }
     }
@@ -85,7 +84,7 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
     if (!decision.allowed) {
       ++proxy_.counters_.refused;
       emit_refusal(host_text, port, decision.reason, decision.rule, "");
-      reply(403, "Forbidden", mitm::refusal_body(decision.reason, host_text), {});
+      reply(403, "Forbidden", mitm::refusal_body(decision.reason, host_text));
       return;
     }
     const std::string rule = decision.rule;
@@ -107,9 +106,9 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
       emit_refusal(host_text, port, result.reason, result.rule.empty() ? rule : result.rule,
                    result.detail);
       if (refused)
-        reply(403, "Forbidden", mitm::refusal_body(result.reason, host_text), {});
+        reply(403, "Forbidden", mitm::refusal_body(result.reason, host_text));
       else
-        reply(502, "Bad Gateway", mitm::refusal_body(result.reason, host_text), {});
+        reply(502, "Bad Gateway", mitm::refusal_body(result.reason, host_text));
       return;
     }
     handed_off_ = true;
@@ -141,7 +140,8 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
 
   void bad(const std::string& why) {
     ++proxy_.counters_.bad_requests;
-    reply(400, "Bad Request", mitm::refusal_body(mitm::reason::bad_request, ""), why);
+    emit_refusal("", 0, mitm::reason::bad_request, "", why);
+    reply(400, "Bad Request", mitm::refusal_body(mitm::reason::bad_request, ""));
   }
 
   void emit_refusal(const std::string& host, std::uint16_t port, std::string_view why,
@@ -153,7 +153,7 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
     if (proxy_.sink_) proxy_.sink_(AuditEvent{"network", std::move(data)});
   }
 
-  void reply(int status, std::string_view phrase, const nlohmann::json& body, const std::string&) {
+  void reply(int status, std::string_view phrase, const nlohmann::json& body) {
     handed_off_ = true;
     timer_.cancel();
     response_ = http::error_response(status, phrase, body, true);
