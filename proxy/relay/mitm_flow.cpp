@@ -1,5 +1,6 @@
 // The MITM's I/O driver for one flow; see mitm_flow.hpp.
 #include "proxy/relay/mitm_flow.hpp"
+#include "proxy/relay/relay_flow.hpp"
 
 #include <span>
 #include <utility>
@@ -253,14 +254,7 @@ HandlerFactory mitm_handler_factory(asio::io_context& io, std::shared_ptr<mitm::
 void MitmFlow::close_upstream(bool abortive) {
   if (upstream_closed_) return;
   upstream_closed_ = true;
-  boost::system::error_code ec;
-  if (abortive) {
-    socket_.set_option(asio::socket_base::linger(true, 0), ec);
-  } else if (!upstream_shut_) {
-    upstream_shut_ = true;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  }
-  socket_.close(ec);
+  close_upstream_socket(socket_, abortive, upstream_shut_);
 }
 
 }  // namespace airlock::relay

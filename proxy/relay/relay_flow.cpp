@@ -117,17 +117,21 @@ void RelayFlow::pump_guest() {
       });
 }
 
+void close_upstream_socket(asio::ip::tcp::socket& socket, bool abortive, bool& shut) {
+  boost::system::error_code ec;
+  if (abortive) {
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+  } else if (!shut) {
+    shut = true;
+    socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  }
+  socket.close(ec);
+}
+
 void RelayFlow::close_upstream(bool abortive) {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ec;
-  if (abortive) {
-    socket_.set_option(asio::socket_base::linger(true, 0), ec);
-  } else if (!upstream_shut_) {
-    upstream_shut_ = true;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  }
-  socket_.close(ec);
+  close_upstream_socket(socket_, abortive, upstream_shut_);
 }
 
 }  // namespace airlock::relay

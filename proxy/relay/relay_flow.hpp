@@ -28,6 +28,10 @@ namespace airlock::relay {
 
 namespace asio = boost::asio;
 
+// Closes an upstream socket: RST (SO_LINGER 0) when abortive, else FIN first unless
+// `shut` says it was sent already. Shared by the flow handlers.
+void close_upstream_socket(asio::ip::tcp::socket& socket, bool abortive, bool& shut);
+
 class RelayFlow : public FlowHandler, public std::enable_shared_from_this<RelayFlow> {
  public:
   static constexpr std::size_t kDefaultChunk = 64 * 1024;
