@@ -152,7 +152,7 @@ Result<BuildOptions> resolve(const BuildOptions& in) {
 // fingerprint is unchanged.
 std::string recipe_inputs_stamp(const BuildOptions& o) {
   std::string stamp;
-  for (const fs::path& p : {o.build_script, o.init, fs::path("/var/lib/apt/lists")}) {
+  for (const fs::path& p : {o.build_script, o.init, o.apt_lists}) {
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) return {};
     stamp += p.string() + ' ' + std::to_string(st.st_size) + ' ' +

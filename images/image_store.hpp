@@ -42,6 +42,9 @@ struct BuildOptions {
   // Called with each line the build prints; empty: the build inherits stdout/stderr.
   std::function<void(std::string_view line)> progress;
   bool force = false;  // rebuild even if the recipe hash matches
+  // apt's package lists: their mtime is part of the cheap recipe fingerprint (tests
+  // point it at a file of their own).
+  std::filesystem::path apt_lists = "/var/lib/apt/lists";
 };
 
 // Recipes build-image knows how to build.

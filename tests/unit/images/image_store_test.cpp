@@ -221,6 +221,8 @@ TEST_CASE("ensure builds when missing, reuses a matching image, rebuilds on a ne
   options.build_script = fake_build_script(tools.path);
   options.init = tools.path / "airlock-init";
   options.work_dir = home.path / "work";
+  options.apt_lists = tools.path / "apt-lists";  // not the host's: apt may touch that
+  write_file(options.apt_lists, "lists");
   std::vector<std::string> lines;
   options.progress = [&](std::string_view line) { lines.emplace_back(line); };
 
