@@ -132,6 +132,107 @@ int sandbox_setmetatable(lua_State* L) {
   return 1;
 }
 
+// The pattern functions string.find, match, gmatch and gsub, in the order of their
+// upvalue tags below.
+enum PatternFunction : int { kFind, kMatch, kGmatch, kGsub };
+constexpr const char* kPatternFunctions[] = {"find", "match", "gmatch", "gsub"};
+
+// An upper bound on the steps Lua's backtracking matcher takes for pattern p (m bytes)
+// over a subject of n bytes (see script.hpp): every variable-length item can retry at
+// each of n+1 positions, each `?` doubles the choices, an unanchored search restarts at
+// each position, and each attempt reads the pattern (m+1 steps at most, sets included).
+// A variable item that ends the pattern (only closing captures after it) never
+// backtracks: whatever length it takes, the rest matches, so it only scans. Only reads p
+// within its m bytes; a malformed pattern gets some estimate and then Lua's own error.
+double pattern_cost(const char* p, std::size_t m, std::size_t n, bool anchor_counts) {
+  const double positions = static_cast<double>(n) + 1;
+  double cost = 1;
+  std::size_t i = 0;
+  if (anchor_counts && m > 0 && p[0] == '^') {
+    i = 1;
+  } else {
+    cost *= positions;
+  }
+  while (i < m) {
+    const char c = p[i];
+    if (c == '(' || c == ')') {  // captures, position captures: no matching of their own
+      ++i;
+      continue;
+    }
+    bool variable = false;
+    if (c == '%' && i + 1 < m) {
+      const char e = p[i + 1];
+      if (e == 'b') {  // %bxy: scans to the balancing character
+        i += 4;
+        cost *= positions;
+        continue;
+      }
+      if (e == 'f') {  // %f[set]: a frontier, one position; skip its set
+        i += 2;
+        if (i < m && p[i] == '[') {
+          ++i;
+          if (i < m && p[i] == '^') ++i;
+          if (i < m && p[i] == ']') ++i;
+          while (i < m && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
+          ++i;
+        }
+        continue;
+      }
+      variable = e >= '1' && e <= '9';  // a back-reference compares a whole capture
+      i += 2;
+    } else if (c == '[') {  // a set: [^...], a leading ] is literal, %x escapes
+      ++i;
+      if (i < m && p[i] == '^') ++i;
+      if (i < m && p[i] == ']') ++i;
+      while (i < m && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
+      ++i;
+    } else {
+      ++i;  // a literal, '.', or a final '$'
+    }
+    if (i < m && (p[i] == '*' || p[i] == '+' || p[i] == '-')) {
+      variable = true;
+      ++i;
+    } else if (i < m && p[i] == '?') {
+      cost *= 2;
+      ++i;
+    }
+    if (variable) {
+      std::size_t rest = i;
+      while (rest < m && p[rest] == ')') ++rest;
+      if (rest < m) cost *= positions;
+    }
+    if (cost > 1e300) return 1e300;
+  }
+  return std::max(cost, positions) * (static_cast<double>(m) + 1);  // at least one scan
+}
+
+// string.find/match/gmatch/gsub priced against the call's pattern budget, then run
+// (upvalue 1: the library's function, upvalue 2: its PatternFunction).
+int priced_pattern_call(lua_State* L) {
+  const auto which = static_cast<PatternFunction>(lua_tointeger(L, lua_upvalueindex(2)));
+  std::size_t n = 0;
+  std::size_t m = 0;
+  luaL_checklstring(L, 1, &n);
+  const char* pattern = luaL_checklstring(L, 2, &m);
+  const bool plain = which == kFind && lua_toboolean(L, 4);
+  // gmatch and gsub go over the whole subject: priced as unanchored.
+  const double cost = plain ? (static_cast<double>(n) + 1) * (static_cast<double>(m) + 1)
+                            : pattern_cost(pattern, m, n, which == kFind || which == kMatch);
+  Budget& budget = budget_of(L);
+  budget.pattern_cost_used += cost;
+  if (budget.pattern_cost_used > budget.pattern_cost_limit) {
+    budget.pattern_cost_used = budget.pattern_cost_limit + 1;  // stays spent for this call
+    return luaL_error(L,
+                      "string.%s: pattern too costly for a %I-byte subject (use an anchored "
+                      "pattern or a plain find)",
+                      kPatternFunctions[which], static_cast<lua_Integer>(n));
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 // Opens the allowed libraries and strips or replaces what the sandbox forbids.
 int open_sandbox(lua_State* L) {
   const luaL_Reg libraries[] = {{LUA_GNAME, luaopen_base},     {LUA_STRLIBNAME, luaopen_string},
@@ -154,6 +255,13 @@ int open_sandbox(lua_State* L) {
   lua_getfield(L, -1, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");  // bytecode is useless without load, and refused anyway
+  // The string table is also the strings' __index, so s:find(...) is priced too.
+  for (int which = kFind; which <= kGsub; ++which) {
+    lua_getfield(L, -1, kPatternFunctions[which]);
+    lua_pushinteger(L, which);
+    lua_pushcclosure(L, priced_pattern_call, 2);
+    lua_setfield(L, -2, kPatternFunctions[which]);
+  }
   lua_settop(L, 0);
   return 0;
 }
@@ -283,6 +391,7 @@ std::string error_message(lua_State* L, int status, const Budget& budget,
 PolicyScript::PolicyScript(Limits limits) {
   budget_.memory_limit = limits.memory_bytes;
   budget_.instruction_limit = limits.instructions;
+  budget_.pattern_cost_limit = limits.pattern_cost;
 }
 
 PolicyScript::~PolicyScript() {
@@ -292,6 +401,7 @@ PolicyScript::~PolicyScript() {
 void PolicyScript::start_budget() {
   budget_.instructions_used = 0;
   budget_.instructions_exceeded = false;
+  budget_.pattern_cost_used = 0;
   auto step = std::clamp<std::uint64_t>(budget_.instruction_limit, 1, kHookStep);
   lua_sethook(state_, count_hook, LUA_MASKCOUNT, static_cast<int>(step));
 }

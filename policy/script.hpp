@@ -31,12 +31,21 @@
 // Limits. A custom allocator caps the state's memory (Limits::memory_bytes, the state's
 // own base use included); an instruction-count hook caps each call, and the top-level
 // chunk, at Limits::instructions VM instructions (the default, 10 million, is tens of
-// milliseconds). Library functions written in C (string.find, string.gsub, table.sort,
-// ...) run to completion between hook checks: their memory is capped, their time is
-// not. Lua patterns backtrack, so a pattern with several unanchored `.-` or `.*` items
-// over a long guest-chosen path or header can take seconds (three `(.-)/` groups over
-// a 300-byte path: about 3 s). Scripts should use anchored patterns, single-character
-// classes and plain finds (string.find(s, text, 1, true)).
+// milliseconds). Library functions written in C run to completion between hook checks:
+// their memory is capped, and most of them are linear in their input. Lua patterns are
+// not: they backtrack, so a pattern with several `.-` or `.*` items over a long
+// guest-chosen path or header could take seconds (three `(.-)/` groups over a 300-byte
+// path: about 3 s). So string.find, match, gmatch and gsub are priced before they run:
+// (n+1)^k for a subject of n bytes and k variable-length items (`*`, `+`, `-`, `%b`, a
+// back-reference; an item that ends the pattern only scans, so it is not counted),
+// times n+1 more when the pattern is not anchored, times 2 for each `?`, and never less
+// than n+1, all times the pattern's length + 1; a plain find costs (n+1) times (its
+// length + 1). Each call draws on a budget of Limits::pattern_cost per on_request
+// (default 100 million: at worst about 0.2 s, measured with backtracking patterns near
+// the limit); a call that would exceed it raises an error naming the function and the
+// subject's length. The estimate is an upper bound; anchored patterns with at most one
+// such item, patterns whose only such item ends them, and plain finds (string.find(s,
+// text, 1, true)) are linear in the subject and stay well within budget.
 //
 // Failing closed. A Lua error, the instruction limit, memory exhaustion, or a result of
 // the wrong type (anything but nothing, nil, true, false, or false plus a string) denies
@@ -82,6 +91,7 @@ struct ScriptVerdict {
 struct ScriptLimits {
   std::size_t memory_bytes = std::size_t{16} << 20;
   std::uint64_t instructions = 10'000'000;
+  double pattern_cost = 100e6;  // estimated pattern-matching steps per call (see above)
 };
 
 class PolicyScript {
@@ -126,12 +136,15 @@ class PolicyScript {
     std::uint64_t instruction_limit = 0;
     std::uint64_t instructions_used = 0;
     bool instructions_exceeded = false;
+    double pattern_cost_limit = 0;
+    double pattern_cost_used = 0;
   };
 
  private:
   explicit PolicyScript(Limits limits);
 
-  // Resets the instruction budget and arms the count hook before running Lua code.
+  // Resets the instruction and pattern budgets and arms the count hook before running
+  // Lua code.
   void start_budget();
   ScriptVerdict deny_error(std::string message);
 

@@ -250,6 +250,73 @@ TEST_CASE("pcall and xpcall still catch ordinary errors") {
   CHECK(script->on_request(sample_request()).message == "falseinnerfalseh:again");
 }
 
+TEST_CASE("a backtracking pattern over a long guest-chosen path is refused before it runs") {
+  auto script = load(R"lua(
+    function on_request(req)
+      local a, b, c = req.path:match("(.-)/(.-)/(.-)/x")
+      return true
+    end)lua");
+  ScriptRequest request = sample_request();
+  request.path = "/" + std::string(3000, 'a');  // about 8e13 steps if it ran
+  ScriptVerdict verdict = script->on_request(request);
+  CHECK_FALSE(verdict.allowed);
+  CHECK(verdict.reason == reason::policy_script_error);
+  CHECK(contains(verdict.message, "string.match: pattern too costly for a 3001-byte subject"));
+
+  request.path = "/a/b/c/x";  // the same pattern over a short path is cheap
+  CHECK(script->on_request(request).allowed);
+  CHECK(script->counters().errors == 1);
+}
+
+TEST_CASE("anchored patterns, plain finds and single-item classes stay within budget") {
+  auto script = load(R"lua(
+    function on_request(req)
+      local v = req.headers["x-big"]
+      assert(v:find("needle", 1, true) == #v - 5)
+      assert(string.match(v, "^(a+)") ~= nil)
+      assert(select(2, v:gsub("%a", "")) == #v)
+      for word in v:gmatch("needle") do assert(word == "needle") end
+      local runs = 0
+      for run in v:gmatch("[^n]+") do runs = runs + 1 end  -- a final item only scans
+      assert(runs == 2)
+      assert(v:find("%d") == nil)
+      return true
+    end)lua");
+  ScriptRequest request = sample_request();
+  request.headers.emplace_back("X-Big", std::string(60000, 'a') + "needle");
+  ScriptVerdict verdict = script->on_request(request);
+  CHECK_MESSAGE(verdict.allowed, verdict.message);
+}
+
+TEST_CASE("pcall can catch a pattern refusal, but the call's pattern budget stays spent") {
+  auto script = load(R"lua(
+    function on_request(req)
+      local ok = pcall(string.match, req.path, "(.-)/(.-)/(.-)/x")
+      local ok2 = pcall(string.find, "abc", "b")
+      return false, tostring(ok) .. "," .. tostring(ok2)
+    end)lua");
+  ScriptRequest request = sample_request();
+  request.path = "/" + std::string(3000, 'a');
+  CHECK(script->on_request(request).message == "false,false");
+  request.path = "/a";  // the next request starts with a fresh budget
+  CHECK(script->on_request(request).message == "true,true");
+}
+
+TEST_CASE("the pattern budget is a limit of its own") {
+  auto script = load(R"lua(
+    function on_request(req)
+      return string.find(req.path, "x.*y") == nil
+    end)lua",
+                     {.memory_bytes = 4u << 20, .instructions = 10'000'000, .pattern_cost = 10000});
+  ScriptRequest request = sample_request();
+  request.path = "/" + std::string(20, 'a');  // 21 bytes: 22 * 22 * 5 = 2420 steps
+  CHECK(script->on_request(request).allowed);
+  request.path = "/" + std::string(60, 'a');  // 61 bytes: 62 * 62 * 5 = 19220 steps
+  ScriptVerdict verdict = script->on_request(request);
+  CHECK(verdict.reason == reason::policy_script_error);
+  CHECK(contains(verdict.message, "string.find: pattern too costly for a 61-byte subject"));
+}
+
 TEST_CASE("an endless top-level chunk fails the load") {
   std::string error =
       load_error("while true do end", {.memory_bytes = 4u << 20, .instructions = 50'000});
