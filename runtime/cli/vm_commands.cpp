@@ -351,6 +351,84 @@ runtime::ExecRequest exec_request(const ExecFlags& f, const std::map<std::string
 
 // ---- commands ---------------------------------------------------------------------------
 
+// run --events: the VM's audit events, written as they happen. The target opens before
+// the VM exists (a bad path fails the run before it starts anything). start() puts a
+// follower on its own API connection and thread, streaming events from the first;
+// finish() ends the follow (the supervisor ends it by itself when the VM stops) and adds
+// what the log holds past the last event streamed: "removed", which the CLI writes
+// itself, or the rest after --keep. Without a follower, finish() writes the whole log.
+class LiveEvents {
+ public:
+  explicit LiveEvents(const std::string& target) {
+    if (target == "-") {
+      fd_ = STDERR_FILENO;
+    } else {
+      fd_ = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd_ < 0) throw CommandError("can't open " + target + ": " + std::strerror(errno));
+      own_fd_ = true;
+    }
+  }
+
+  void start(const fs::path& api_sock) {
+    Result<ApiClient> client = ApiClient::connect(api_sock);
+    if (!client) {
+      debug("events are written at the end: " + client.error());
+      return;
+    }
+    client_ = std::make_unique<ApiClient>(std::move(*client));
+    follower_ = std::thread([this] {
+      Result<bool> done = client_->events(0, true, [this](const nlohmann::ordered_json& e) {
+        write_line(e.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+        auto seq = e.find("seq");
+        if (seq != e.end() && seq->is_number_unsigned()) last_seq_ = seq->get<std::uint64_t>();
+        return true;
+      });
+      if (!done) debug("event stream: " + done.error());
+    });
+  }
+  ~LiveEvents() {
+    stop_follower();
+    if (own_fd_) ::close(fd_);
+  }
+  LiveEvents(const LiveEvents&) = delete;
+  LiveEvents& operator=(const LiveEvents&) = delete;
+
+  void finish(const fs::path& log) {
+    stop_follower();
+    std::ifstream in(log, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto event = nlohmann::json::parse(line, nullptr, false);
+      if (event.is_discarded() || !event.is_object()) continue;
+      if (event.value("seq", std::uint64_t{0}) > last_seq_) write_line(line);
+    }
+  }
+
+ private:
+  void stop_follower() {
+    if (!follower_.joinable()) return;
+    client_->shutdown();  // events already received stay readable; the log covers the rest
+    follower_.join();
+  }
+  // One write per event, so lines on a shared stderr stay whole.
+  void write_line(std::string line) {
+    line += '\n';
+    std::size_t done = 0;
+    while (done < line.size()) {
+      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  int fd_ = -1;
+  bool own_fd_ = false;
+  std::unique_ptr<ApiClient> client_;
+  std::thread follower_;
+  std::uint64_t last_seq_ = 0;  // the follower's, read after the join
+};
+
 struct RunArgs {
   PolicyFlags policy;
   ExecFlags exec;
@@ -367,8 +445,11 @@ int cmd_run(RunArgs& a) {
   if (a.exec.command.empty()) throw CommandError("no command given: airlock run [flags] -- CMD...");
   runtime::ExecRequest request =
       exec_request(a.exec, p.env, std::uint64_t{p.resources.timeout_seconds} * 1000);
+  std::unique_ptr<LiveEvents> live;
+  if (!a.events.empty()) live = std::make_unique<LiveEvents>(a.events);
   const runtime::LaunchResult vm = create_vm(p, !a.no_network);
   const VmRef ref{vm.id, runtime::vm_paths(runtime::airlock_home(), vm.id)};
+  if (live) live->start(ref.paths.api_sock);
   ExecCapture capture;
   capture.capture = a.json;
   int code = kExitRuntime;
@@ -383,13 +464,7 @@ int cmd_run(RunArgs& a) {
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started).count();
   auto copy_events = [&](const fs::path& log) {
-    if (a.events.empty()) return;
-    std::ifstream in(log, std::ios::binary);
-    if (a.events == "-") {
-      std::cerr << in.rdbuf();
-    } else {
-      std::ofstream(a.events, std::ios::binary | std::ios::trunc) << in.rdbuf();
-    }
+    if (live) live->finish(log);
   };
   if (a.keep) {
     copy_events(ref.paths.events);
@@ -665,7 +740,7 @@ void register_vm_commands(CLI::App& app) {
   add_exec_flags(*run_cmd, run->exec, false);
   run_cmd->add_flag("--keep", run->keep, "Keep the VM after the command ends");
   run_cmd->add_flag("--json", run->json, "Print one JSON object with the exit code and output");
-  run_cmd->add_option("--events", run->events, "Write the audit events to FILE (- = stderr)")
+  run_cmd->add_option("--events", run->events, "Write the audit events to FILE (- = stderr) as they happen")
       ->type_name("FILE|-");
   run_cmd->add_option("--image", run->image, "Image name (default: the policy's, else default)");
   run_cmd->add_flag("--no-network", run->no_network, "Give the VM no network interface at all");

@@ -93,6 +93,10 @@ ApiClient::~ApiClient() {
   if (fd_ >= 0) close(fd_);
 }
 
+void ApiClient::shutdown() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+}
+
 ApiClient::ApiClient(ApiClient&& other) noexcept
     : fd_(other.fd_), next_channel_(other.next_channel_), decoder_(std::move(other.decoder_)) {
   other.fd_ = -1;

@@ -88,6 +88,10 @@ class ApiClient {
   Result<bool> events(std::uint64_t from_seq, bool follow,
                       const std::function<bool(const nlohmann::ordered_json&)>& sink);
 
+  // Shuts the connection down (both ways) without closing it: a call blocked on it in
+  // another thread (events with follow) sees the stream end. Safe from any thread.
+  void shutdown();
+
  private:
   Result<bool> send(protocol::FrameType type, std::uint32_t channel, std::string_view payload);
   // Next frame, or an error on EOF/timeout/garbage. timeout < 0 waits forever.

@@ -43,6 +43,52 @@ class Run(VmTestCase):
         self.assertOk(r)
         self.assertEqual(r.text.splitlines(), ["hi there", "/tmp", "1000"])
 
+    def test_run_events_are_written_as_they_happen(self):
+        path = os.path.join(self.tmp.name, "events.jsonl")
+        # The command can't end before the test writes its stdin, so whatever the file
+        # holds by then was written while the command ran.
+        proc = subprocess.Popen([AIRLOCK, "run", "-i", "--no-network", "--events", path, "--",
+                                 "sh", "-c", "echo started; head -c 1 >/dev/null"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            def live_types():
+                if not os.path.exists(path):
+                    return []
+                with open(path) as f:
+                    return [json.loads(l)["lifecycle"]["event"] for l in f
+                            if l.strip() and json.loads(l)["type"] == "lifecycle"]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and "booted" not in live_types():
+                self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+                time.sleep(0.1)
+            self.assertEqual(live_types(), ["created", "booted"])
+            self.assertIsNone(proc.poll())
+            out, err = proc.communicate(b"x", timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(out, b"started\n")
+        with open(path) as f:
+            events = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
+        kinds = [e["lifecycle"]["event"] if e["type"] == "lifecycle" else e["type"]
+                 for e in events]
+        self.assertEqual(kinds, ["created", "booted", "exec", "stopped", "removed"])
+
+    def test_run_events_on_stderr_stay_whole_lines(self):
+        r = airlock("run", "--no-network", "--events", "-", "--",
+                    "sh", "-c", "echo out; echo err >&2")
+        self.assertOk(r)
+        self.assertEqual(r.out, b"out\n")
+        lines = r.err_text.splitlines()
+        self.assertIn("err", lines)
+        events = [json.loads(l) for l in lines if l.startswith("{")]
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
+        self.assertEqual(events[-1]["lifecycle"]["event"], "removed")
+
     def test_bad_input_gives_clear_errors(self):
         r = airlock("exec", "vm-doesnotexist", "--", "true")
         self.assertNotEqual(r.code, 0)
