@@ -160,6 +160,7 @@ double pattern_cost(const char* p, std::size_t m, std::size_t n, bool anchor_cou
       continue;
     }
     bool variable = false;
+    bool backref = false;
     if (c == '%' && i + 1 < m) {
       const char e = p[i + 1];
       if (e == 'b') {  // %bxy: scans to the balancing character
@@ -178,7 +179,8 @@ double pattern_cost(const char* p, std::size_t m, std::size_t n, bool anchor_cou
         }
         continue;
       }
-      variable = e >= '1' && e <= '9';  // a back-reference compares a whole capture
+      backref = e >= '1' && e <= '9';  // compares a whole capture, and can fail anywhere
+      variable = backref;
       i += 2;
     } else if (c == '[') {  // a set: [^...], a leading ] is literal, %x escapes
       ++i;
@@ -199,11 +201,26 @@ double pattern_cost(const char* p, std::size_t m, std::size_t n, bool anchor_cou
     if (variable) {
       std::size_t rest = i;
       while (rest < m && p[rest] == ')') ++rest;
-      if (rest < m) cost *= positions;
+      if (rest < m || backref) cost *= positions;
     }
     if (cost > 1e300) return 1e300;
   }
   return std::max(cost, positions) * (static_cast<double>(m) + 1);  // at least one scan
+}
+
+// The iterator a priced gmatch returns (upvalue 1: Lua's own, upvalue 2: whether it has
+// ended). Lua's iterator rescans from its last match each time it is called after the
+// end; the price covered one pass, so once it returns nothing it is not called again.
+int finished_once_iterator(lua_State* L) {
+  if (lua_toboolean(L, lua_upvalueindex(2))) return 0;
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_call(L, 0, LUA_MULTRET);
+  if (lua_gettop(L) == 0 || lua_isnil(L, 1)) {
+    lua_pushboolean(L, 1);
+    lua_replace(L, lua_upvalueindex(2));
+  }
+  return lua_gettop(L);
 }
 
 // string.find/match/gmatch/gsub priced against the call's pattern budget, then run
@@ -230,6 +247,10 @@ int priced_pattern_call(lua_State* L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (which == kGmatch && lua_gettop(L) == 1 && lua_isfunction(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, finished_once_iterator, 2);
+  }
   return lua_gettop(L);
 }
 

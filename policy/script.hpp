@@ -37,13 +37,15 @@
 // guest-chosen path or header could take seconds (three `(.-)/` groups over a 300-byte
 // path: about 3 s). So string.find, match, gmatch and gsub are priced before they run:
 // (n+1)^k for a subject of n bytes and k variable-length items (`*`, `+`, `-`, `%b`, a
-// back-reference; an item that ends the pattern only scans, so it is not counted),
+// back-reference; a quantified item that ends the pattern only scans, so it is not
+// counted),
 // times n+1 more when the pattern is not anchored, times 2 for each `?`, and never less
 // than n+1, all times the pattern's length + 1; a plain find costs (n+1) times (its
 // length + 1). Each call draws on a budget of Limits::pattern_cost per on_request
 // (default 100 million: at worst about 0.2 s, measured with backtracking patterns near
 // the limit); a call that would exceed it raises an error naming the function and the
-// subject's length. The estimate is an upper bound; anchored patterns with at most one
+// subject's length. A gmatch iterator, priced for one pass, returns nothing for good once
+// it has ended (Lua's own would scan again on every further call). The estimate is an upper bound; anchored patterns with at most one
 // such item, patterns whose only such item ends them, and plain finds (string.find(s,
 // text, 1, true)) are linear in the subject and stay well within budget.
 //

@@ -351,25 +351,35 @@ runtime::ExecRequest exec_request(const ExecFlags& f, const std::map<std::string
 
 // ---- commands ---------------------------------------------------------------------------
 
-// run --events: the VM's audit events, written as they happen. The target opens before
-// the VM exists (a bad path fails the run before it starts anything). start() puts a
-// follower on its own API connection and thread, streaming events from the first;
+// run --events: the VM's audit events, written as they happen. The target is created
+// (truncated) before the VM exists, so a bad path fails the run before it starts
+// anything, and closed again: the supervisor, forked meanwhile, must not hold it open.
+// start() reopens it and puts a follower on its own API connection and thread, streaming
+// events from the first;
 // finish() ends the follow (the supervisor ends it by itself when the VM stops) and adds
 // what the log holds past the last event streamed: "removed", which the CLI writes
 // itself, or the rest after --keep. Without a follower, finish() writes the whole log.
 class LiveEvents {
  public:
-  explicit LiveEvents(const std::string& target) {
-    if (target == "-") {
+  explicit LiveEvents(std::string target) : target_(std::move(target)) {
+    if (target_ == "-") {
       fd_ = STDERR_FILENO;
-    } else {
-      fd_ = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd_ < 0) throw CommandError("can't open " + target + ": " + std::strerror(errno));
-      own_fd_ = true;
+      return;
     }
+    const int fd = ::open(target_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw CommandError("can't open " + target_ + ": " + std::strerror(errno));
+    ::close(fd);
   }
 
   void start(const fs::path& api_sock) {
+    if (fd_ < 0) {
+      fd_ = ::open(target_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd_ < 0) {  // the VM runs by now: say so, and let the run go on without events
+        std::cerr << "airlock: can't open " << target_ << ": " << std::strerror(errno) << "\n";
+        return;
+      }
+      own_fd_ = true;
+    }
     Result<ApiClient> client = ApiClient::connect(api_sock);
     if (!client) {
       debug("events are written at the end: " + client.error());
@@ -388,7 +398,7 @@ class LiveEvents {
   }
   ~LiveEvents() {
     stop_follower();
-    if (own_fd_) ::close(fd_);
+    if (own_fd_ && fd_ >= 0) ::close(fd_);
   }
   LiveEvents(const LiveEvents&) = delete;
   LiveEvents& operator=(const LiveEvents&) = delete;
@@ -400,7 +410,9 @@ class LiveEvents {
     while (std::getline(in, line)) {
       auto event = nlohmann::json::parse(line, nullptr, false);
       if (event.is_discarded() || !event.is_object()) continue;
-      if (event.value("seq", std::uint64_t{0}) > last_seq_) write_line(line);
+      auto seq = event.find("seq");
+      if (seq != event.end() && seq->is_number_unsigned() && seq->get<std::uint64_t>() > last_seq_)
+        write_line(line);
     }
   }
 
@@ -412,6 +424,7 @@ class LiveEvents {
   }
   // One write per event, so lines on a shared stderr stay whole.
   void write_line(std::string line) {
+    if (fd_ < 0) return;
     line += '\n';
     std::size_t done = 0;
     while (done < line.size()) {
@@ -422,6 +435,7 @@ class LiveEvents {
     }
   }
 
+  std::string target_;
   int fd_ = -1;
   bool own_fd_ = false;
   std::unique_ptr<ApiClient> client_;

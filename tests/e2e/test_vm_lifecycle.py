@@ -52,12 +52,15 @@ class Run(VmTestCase):
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         try:
-            def live_types():
+            def live_events():
                 if not os.path.exists(path):
                     return []
                 with open(path) as f:
-                    return [json.loads(l)["lifecycle"]["event"] for l in f
-                            if l.strip() and json.loads(l)["type"] == "lifecycle"]
+                    lines = f.read().split("\n")[:-1]  # complete lines only
+                return [json.loads(l) for l in lines if l.strip()]
+
+            def live_types():
+                return [e["lifecycle"]["event"] for e in live_events() if e["type"] == "lifecycle"]
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and "booted" not in live_types():
                 self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
@@ -69,6 +72,7 @@ class Run(VmTestCase):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+                self._vms.extend({e["vm_id"] for e in live_events()})  # tearDown removes it
         self.assertEqual(proc.returncode, 0, err)
         self.assertEqual(out, b"started\n")
         with open(path) as f:
@@ -77,6 +81,27 @@ class Run(VmTestCase):
         kinds = [e["lifecycle"]["event"] if e["type"] == "lifecycle" else e["type"]
                  for e in events]
         self.assertEqual(kinds, ["created", "booted", "exec", "stopped", "removed"])
+
+    def test_run_keep_events_and_the_supervisor_does_not_hold_the_file(self):
+        path = os.path.join(self.tmp.name, "events.jsonl")
+        r = airlock("run", "--keep", "--no-network", "--events", path, "--", "true")
+        self.assertOk(r)
+        vm = r.err_text.split("kept VM ")[1].split()[0]
+        self._vms.append(vm)
+        with open(path) as f:
+            events = [json.loads(l) for l in f if l.strip()]
+        kinds = [e["lifecycle"]["event"] if e["type"] == "lifecycle" else e["type"]
+                 for e in events]
+        self.assertEqual(kinds, ["created", "booted", "exec"])
+        state_dir = os.path.join(os.environ.get("AIRLOCK_HOME",
+                                                os.path.expanduser("~/.local/share/airlock")),
+                                 "vms", vm)
+        with open(os.path.join(state_dir, "state.json")) as f:
+            supervisor = json.load(f)["pid"]
+        fd_dir = f"/proc/{supervisor}/fd"
+        targets = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+        self.assertTrue(targets)
+        self.assertNotIn(os.path.realpath(path), targets)
 
     def test_run_events_on_stderr_stay_whole_lines(self):
         r = airlock("run", "--no-network", "--events", "-", "--",

@@ -21,7 +21,7 @@ function on_request(req)
   pcall(string.match, s, p)
   pcall(string.gsub, s, p, "%0")
   local ok, it = pcall(string.gmatch, s, p)
-  if ok then pcall(function() for _ in it do end end) end
+  if ok then pcall(function() for _ in it do end; it(); it() end) end
   return true
 end)lua";
 

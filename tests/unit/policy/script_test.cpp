@@ -302,6 +302,32 @@ TEST_CASE("pcall can catch a pattern refusal, but the call's pattern budget stay
   CHECK(script->on_request(request).message == "true,true");
 }
 
+TEST_CASE("an ended gmatch iterator does not scan again") {
+  auto script = load(R"lua(
+    function on_request(req)
+      local it = req.path:gmatch("a.-b")  -- one pass over the path: priced and allowed
+      assert(it() == nil)
+      for i = 1, 1000000 do assert(it() == nil) end  -- each a full rescan in plain Lua
+      return true
+    end)lua");
+  ScriptRequest request = sample_request();
+  request.path = "/" + std::string(3000, 'a');
+  ScriptVerdict verdict = script->on_request(request);
+  CHECK_MESSAGE(verdict.allowed, verdict.message);
+}
+
+TEST_CASE("a back-reference that ends a pattern is priced like any variable item") {
+  auto script = load(R"lua(
+    function on_request(req)
+      return req.path:find("(.+)%1") == nil
+    end)lua");
+  ScriptRequest request = sample_request();
+  request.path = "/" + std::string(1999, 'a');
+  ScriptVerdict verdict = script->on_request(request);
+  CHECK(verdict.reason == reason::policy_script_error);
+  CHECK(contains(verdict.message, "string.find: pattern too costly for a 2000-byte subject"));
+}
+
 TEST_CASE("the pattern budget is a limit of its own") {
   auto script = load(R"lua(
     function on_request(req)
