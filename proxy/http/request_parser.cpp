@@ -22,6 +22,12 @@ class RequestParser::Impl : public detail::Engine {
     headers_.clear();
     head.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
     head.chunked = (parser_.flags & F_CHUNKED) != 0;
+    // Our check saw the trimmed value "chunked"; llhttp frames by its own reading of the
+    // raw one (it doesn't take "chunked<TAB>" as chunked, and would fail right after this
+    // head). The two must agree, or the head would go upstream saying chunked while we
+    // framed no body.
+    if (!head.chunked && find_header(head.headers, "transfer-encoding") != nullptr)
+      return "bad_transfer_encoding";
     if ((parser_.flags & F_CONTENT_LENGTH) != 0) head.content_length = parser_.content_length;
     const Header* expect = find_header(head.headers, "expect");
     head.expect_continue = expect != nullptr && iequals(expect->value, "100-continue");
