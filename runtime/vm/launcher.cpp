@@ -6,9 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,21 @@ Result<std::string> reserve_vm_dir(const fs::path& home, const std::string& want
   return Error{"can't find a free VM id"};
 }
 
+// Closes every descriptor from 3 up except those in keep. The supervisor is forked, not
+// exec'd, so without this it would hold whatever the CLI (or the CLI's caller) had open
+// (a run's --events file, a pipe someone waits to see closed) for the VM's whole life,
+// and pass what isn't close-on-exec on to QEMU.
+void close_inherited_fds(std::vector<int> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned int from = 3;
+  for (int fd : keep) {
+    if (fd < 0 || static_cast<unsigned int>(fd) < from) continue;
+    if (static_cast<unsigned int>(fd) > from) ::close_range(from, static_cast<unsigned int>(fd) - 1, 0);
+    from = static_cast<unsigned int>(fd) + 1;
+  }
+  ::close_range(from, ~0U, 0);
+}
+
 [[noreturn]] void become_supervisor(const SupervisorConfig& config, int ready_fd) {
   const VmPaths paths = vm_paths(config.home, config.id);
   const int log = ::open(paths.supervisor_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -44,6 +61,7 @@ Result<std::string> reserve_vm_dir(const fs::path& home, const std::string& want
   dup2(devnull, 0);
   dup2(log >= 0 ? log : devnull, 1);
   dup2(log >= 0 ? log : devnull, 2);
+  close_inherited_fds({ready_fd});  // log and devnull live on as 0-2
   if (::chdir(paths.dir.c_str()) != 0) _exit(1);
   ::umask(077);
   const int code = run_supervisor(config, ready_fd);

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from airlock_e2e import AIRLOCK, VmTestCase, airlock
+from airlock_e2e import AIRLOCK, Result, VmTestCase, airlock
 
 
 def pids_of(name):
@@ -82,9 +82,15 @@ class Run(VmTestCase):
                  for e in events]
         self.assertEqual(kinds, ["created", "booted", "exec", "stopped", "removed"])
 
-    def test_run_keep_events_and_the_supervisor_does_not_hold_the_file(self):
+    def test_run_keep_events_and_the_supervisor_holds_no_inherited_file(self):
         path = os.path.join(self.tmp.name, "events.jsonl")
-        r = airlock("run", "--keep", "--no-network", "--events", path, "--", "true")
+        # A descriptor the caller hands down (not close-on-exec) must not outlive the CLI.
+        inherited = os.path.join(self.tmp.name, "inherited")
+        with open(inherited, "w") as held:
+            proc = subprocess.run([AIRLOCK, "run", "--keep", "--no-network", "--events", path,
+                                   "--", "true"], capture_output=True, timeout=300,
+                                  pass_fds=(held.fileno(),))
+        r = Result(proc)
         self.assertOk(r)
         vm = r.err_text.split("kept VM ")[1].split()[0]
         self._vms.append(vm)
@@ -102,6 +108,7 @@ class Run(VmTestCase):
         targets = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
         self.assertTrue(targets)
         self.assertNotIn(os.path.realpath(path), targets)
+        self.assertNotIn(os.path.realpath(inherited), targets)
 
     def test_run_events_on_stderr_stay_whole_lines(self):
         r = airlock("run", "--no-network", "--events", "-", "--",
