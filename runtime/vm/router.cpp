@@ -285,6 +285,7 @@ void Router::on_guest_route_control(Outputs& out, std::uint32_t guest_channel, R
     ++counters_.guest_bad_control;
     return;
   }
+  const std::size_t reply_at = out.size();
   if (!route.client_gone) {
     RouterOutput o;
     o.kind = RouterOutput::Kind::to_client;
@@ -318,7 +319,8 @@ void Router::on_guest_route_control(Outputs& out, std::uint32_t guest_channel, R
       RouterOutput audit;
       audit.kind = RouterOutput::Kind::audit;
       audit.json = {{"type", "exec"}, {"exec", std::move(exec)}};
-      out.push_back(std::move(audit));
+      // Before the reply: a client that has seen the exit finds the exec in the log.
+      out.insert(out.begin() + static_cast<std::ptrdiff_t>(reply_at), std::move(audit));
     }
   } else if (route.kind == Kind::file_read) {
     if (op == "error") done = true;

@@ -48,13 +48,14 @@ TEST_CASE("router: exec exit ends the route and emits an exec audit event") {
   CHECK(r.on_guest_frame(ctl(g, {{"op", "started"}, {"pid", 42}}), 1001).size() == 1);
   auto out = r.on_guest_frame(ctl(g, {{"op", "exit"}, {"exit_code", 3}, {"duration_ms", 250}}), 1300);
   REQUIRE(out.size() == 2);
-  CHECK(out[0].kind == Kind::to_client);
-  CHECK(body(out[0])["exit_code"] == 3);
-  CHECK(out[1].kind == Kind::audit);
-  CHECK(out[1].json["type"] == "exec");
-  CHECK(out[1].json["exec"]["command"] == "echo 'hello world'");
-  CHECK(out[1].json["exec"]["exit_code"] == 3);
-  CHECK(out[1].json["exec"]["duration_ms"] == 250);
+  // The event comes first: a client that has seen the exit finds it in the log.
+  CHECK(out[0].kind == Kind::audit);
+  CHECK(out[0].json["type"] == "exec");
+  CHECK(out[0].json["exec"]["command"] == "echo 'hello world'");
+  CHECK(out[0].json["exec"]["exit_code"] == 3);
+  CHECK(out[0].json["exec"]["duration_ms"] == 250);
+  CHECK(out[1].kind == Kind::to_client);
+  CHECK(body(out[1])["exit_code"] == 3);
   CHECK(r.open_routes() == 0);
   // A late frame on the finished channel is dropped and counted.
   CHECK(r.on_guest_frame(Frame{FrameType::stdout_data, g, "late"}, 1400).empty());
@@ -66,10 +67,11 @@ TEST_CASE("router: exec start failure is audited with the error code") {
   const auto g = r.on_client_frame(1, ctl(1, {{"op", "exec"}, {"shell", "nope | wc"}}), 0)[0].frame.channel;
   auto out = r.on_guest_frame(ctl(g, {{"op", "error"}, {"code", "not_found"}, {"message", "x"}}), 5);
   REQUIRE(out.size() == 2);
-  CHECK(out[1].json["exec"]["command"] == "nope | wc");
-  CHECK(out[1].json["exec"]["error"] == "not_found");
-  CHECK(out[1].json["exec"]["exit_code"] == -1);
-  CHECK(out[1].json["exec"]["duration_ms"] == 5);
+  CHECK(out[0].json["exec"]["command"] == "nope | wc");
+  CHECK(out[0].json["exec"]["error"] == "not_found");
+  CHECK(out[0].json["exec"]["exit_code"] == -1);
+  CHECK(out[0].json["exec"]["duration_ms"] == 5);
+  CHECK(out[1].kind == Kind::to_client);
 }
 
 TEST_CASE("router: stdin and in-flight control go to the request's guest channel") {
@@ -213,7 +215,7 @@ TEST_CASE("router: hostile guest input is dropped and counted, never crashes") {
   const auto e = r.on_client_frame(1, ctl(2, kExec), 0)[0].frame.channel;
   auto out = r.on_guest_frame(ctl(e, {{"op", "exit"}, {"exit_code", "zero"}}), 0);
   REQUIRE(out.size() == 2);
-  CHECK(out[1].json["exec"]["exit_code"] == -1);
+  CHECK(out[0].json["exec"]["exit_code"] == -1);
   CHECK(r.counters().guest_bad_control >= 4);
   CHECK(r.counters().guest_bad_event >= 4);
 }
