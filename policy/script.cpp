@@ -137,6 +137,16 @@ int sandbox_setmetatable(lua_State* L) {
 enum PatternFunction : int { kFind, kMatch, kGmatch, kGsub };
 constexpr const char* kPatternFunctions[] = {"find", "match", "gmatch", "gsub"};
 
+// The index just past the set that starts at p[i] == '[' (as Lua reads it: an optional
+// '^', a leading ']' taken literally, %x escapes), or past m when it is unterminated.
+std::size_t skip_set(const char* p, std::size_t m, std::size_t i) {
+  ++i;
+  if (i < m && p[i] == '^') ++i;
+  if (i < m && p[i] == ']') ++i;
+  while (i < m && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
+  return i + 1;
+}
+
 // An upper bound on the steps Lua's backtracking matcher takes for pattern p (m bytes)
 // over a subject of n bytes (see script.hpp): every variable-length item can retry at
 // each of n+1 positions, each `?` doubles the choices, an unanchored search restarts at
@@ -170,24 +180,14 @@ double pattern_cost(const char* p, std::size_t m, std::size_t n, bool anchor_cou
       }
       if (e == 'f') {  // %f[set]: a frontier, one position; skip its set
         i += 2;
-        if (i < m && p[i] == '[') {
-          ++i;
-          if (i < m && p[i] == '^') ++i;
-          if (i < m && p[i] == ']') ++i;
-          while (i < m && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
-          ++i;
-        }
+        if (i < m && p[i] == '[') i = skip_set(p, m, i);
         continue;
       }
       backref = e >= '1' && e <= '9';  // compares a whole capture, and can fail anywhere
       variable = backref;
       i += 2;
-    } else if (c == '[') {  // a set: [^...], a leading ] is literal, %x escapes
-      ++i;
-      if (i < m && p[i] == '^') ++i;
-      if (i < m && p[i] == ']') ++i;
-      while (i < m && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
-      ++i;
+    } else if (c == '[') {
+      i = skip_set(p, m, i);
     } else {
       ++i;  // a literal, '.', or a final '$'
     }

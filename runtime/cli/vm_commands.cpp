@@ -355,10 +355,10 @@ runtime::ExecRequest exec_request(const ExecFlags& f, const std::map<std::string
 // (truncated) before the VM exists, so a bad path fails the run before it starts
 // anything, and closed again: the supervisor, forked meanwhile, must not hold it open.
 // start() reopens it and puts a follower on its own API connection and thread, streaming
-// events from the first;
-// finish() ends the follow (the supervisor ends it by itself when the VM stops) and adds
-// what the log holds past the last event streamed: "removed", which the CLI writes
-// itself, or the rest after --keep. Without a follower, finish() writes the whole log.
+// events from the first; finish() ends the follow (the supervisor ends it by itself when
+// the VM stops) and adds what the log holds past the last event streamed: "removed",
+// which the CLI writes itself, or the rest after --keep. Without a follower, finish()
+// writes the whole log.
 class LiveEvents {
  public:
   explicit LiveEvents(std::string target) : target_(std::move(target)) {

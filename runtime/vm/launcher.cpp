@@ -6,11 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,19 +37,14 @@ Result<std::string> reserve_vm_dir(const fs::path& home, const std::string& want
   return Error{"can't find a free VM id"};
 }
 
-// Closes every descriptor from 3 up except those in keep. The supervisor is forked, not
-// exec'd, so without this it would hold whatever the CLI (or the CLI's caller) had open
-// (a run's --events file, a pipe someone waits to see closed) for the VM's whole life,
-// and pass what isn't close-on-exec on to QEMU.
-void close_inherited_fds(std::vector<int> keep) {
-  std::sort(keep.begin(), keep.end());
-  unsigned int from = 3;
-  for (int fd : keep) {
-    if (fd < 0 || static_cast<unsigned int>(fd) < from) continue;
-    if (static_cast<unsigned int>(fd) > from) ::close_range(from, static_cast<unsigned int>(fd) - 1, 0);
-    from = static_cast<unsigned int>(fd) + 1;
-  }
-  ::close_range(from, ~0U, 0);
+// Closes every descriptor from 3 up except keep. The supervisor is forked, not exec'd,
+// so without this it would hold whatever the CLI (or the CLI's caller) had open (a run's
+// --events file, a pipe someone waits to see closed) for the VM's whole life, and pass
+// what isn't close-on-exec on to QEMU.
+void close_inherited_fds_except(int keep) {
+  const auto fd = static_cast<unsigned int>(keep);
+  if (keep > 3) ::close_range(3, fd - 1, 0);
+  ::close_range(keep >= 3 ? fd + 1 : 3, ~0U, 0);
 }
 
 [[noreturn]] void become_supervisor(const SupervisorConfig& config, int ready_fd) {
@@ -61,7 +54,7 @@ void close_inherited_fds(std::vector<int> keep) {
   dup2(devnull, 0);
   dup2(log >= 0 ? log : devnull, 1);
   dup2(log >= 0 ? log : devnull, 2);
-  close_inherited_fds({ready_fd});  // log and devnull live on as 0-2
+  close_inherited_fds_except(ready_fd);  // log and devnull live on as 0-2
   if (::chdir(paths.dir.c_str()) != 0) _exit(1);
   ::umask(077);
   const int code = run_supervisor(config, ready_fd);
