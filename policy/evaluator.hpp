@@ -17,6 +17,7 @@
 #include "policy/host_pattern.hpp"
 #include "policy/ip_guard.hpp"
 #include "policy/policy.hpp"
+#include "policy/rule.hpp"
 
 namespace airlock::policy {
 
@@ -30,7 +31,7 @@ inline constexpr std::string_view private_address = "private_address";
 struct Decision {
   bool allowed = false;
   std::string_view reason;           // one of policy::reason
-  std::string rule;                  // the rule that decided ("" when none matched)
+  Rule rule;                         // the rule that decided (empty when none matched)
   std::optional<IpAddress> address;  // the address judged by the IP guard, if any
   std::optional<IpVerdict> verdict;
 };

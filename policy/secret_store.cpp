@@ -98,7 +98,38 @@ SecretStore::SecretStore(const std::vector<Secret>& secrets, RandomHex random_he
     const Entry& entry = entries_.back();
     max_placeholder_size_ = std::max(max_placeholder_size_, entry.placeholder.size());
     first_bytes_[static_cast<unsigned char>(entry.placeholder.front())] = true;
+    forms_.push_back(value_forms(entry.value.reveal()));
   }
+  std::vector<MatchRule> rules;
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    for (const ValueForm& form : forms_[i])
+      rules.push_back({form.bytes, form.replaceable ? MatchAction::replace : MatchAction::unsafe,
+                       form.replaceable ? entries_[i].placeholder : std::string(), entries_[i].name,
+                       form.form});
+  if (!rules.empty()) response_matches_ = std::make_shared<const MatchSet>(std::move(rules));
+}
+
+std::shared_ptr<const MatchSet> SecretStore::request_matches(const Host& host, std::uint16_t port,
+                                                            bool tls) const {
+  std::vector<MatchRule> rules;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& entry = entries_[i];
+    if (authorized(entry, host, port, tls)) {
+      rules.push_back({entry.placeholder, MatchAction::replace, entry.value.reveal(), entry.name,
+                       "placeholder"});
+      continue;
+    }
+    rules.push_back({entry.placeholder, MatchAction::leak, "", entry.name, "placeholder"});
+    for (const ValueForm& form : forms_[i])
+      rules.push_back({form.bytes, MatchAction::leak, "", entry.name, form.form});
+  }
+  return std::make_shared<const MatchSet>(std::move(rules));
+}
+
+bool SecretStore::any_authorized(const Host& host, std::uint16_t port, bool tls) const {
+  for (const Entry& entry : entries_)
+    if (authorized(entry, host, port, tls)) return true;
+  return false;
 }
 
 std::map<std::string, std::string> SecretStore::guest_env() const {

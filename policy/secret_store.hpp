@@ -33,6 +33,7 @@
 
 #include "policy/host_pattern.hpp"
 #include "policy/policy.hpp"
+#include "policy/secret_scan.hpp"
 
 namespace airlock::policy {
 
@@ -88,6 +89,17 @@ class SecretStore {
   // Whether some placeholder begins with this byte.
   bool starts_placeholder(unsigned char c) const { return first_bytes_[c]; }
 
+  // What a request to host:port must have rewritten or refused: each placeholder becomes
+  // its value where authorized (TLS to one of its hosts) and is a leak elsewhere; the real
+  // value of a secret not authorized here, in any form (value_forms), is a leak too.
+  std::shared_ptr<const MatchSet> request_matches(const Host& host, std::uint16_t port, bool tls) const;
+  // What a response must not carry back to the guest: every secret's real value, replaced
+  // by its placeholder (raw, percent and JSON forms) or unsafe (base64 forms). Null when
+  // there are no secrets.
+  std::shared_ptr<const MatchSet> response_matches() const { return response_matches_; }
+  // Whether some secret's value may go to host:port (its responses are then scrubbed).
+  bool any_authorized(const Host& host, std::uint16_t port, bool tls) const;
+
   // Random hex from the kernel (getrandom), for placeholders.
   static RandomHex kernel_random_hex();
 
@@ -95,6 +107,8 @@ class SecretStore {
   std::vector<Entry> entries_;
   std::size_t max_placeholder_size_ = 0;
   std::array<bool, 256> first_bytes_{};
+  std::vector<std::vector<ValueForm>> forms_;  // per entry
+  std::shared_ptr<const MatchSet> response_matches_;
 };
 
 // Placeholder substitution over a request body that arrives in pieces, for one request

@@ -113,7 +113,7 @@ std::optional<std::vector<std::uint8_t>> DnsHandler::answer(std::span<const std:
   event.name = *canonical;
 
   policy::Decision decision = names_.judge(*canonical);
-  event.rule = decision.rule;
+  event.rule = decision.rule.to_string();
   if (!decision.allowed) {
     spec.rcode = config_.refuse_with == RefuseWith::nxdomain ? rcode::nxdomain : rcode::refused;
     event.reason = decision.reason;

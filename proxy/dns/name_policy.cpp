@@ -25,7 +25,7 @@ NamePolicy::NamePolicy(const policy::Evaluator& evaluator, const policy::Network
 
 policy::Decision NamePolicy::judge(const std::string& canonical_name) const {
   policy::Host host{canonical_name};
-  policy::Decision refusal{false, policy::reason::host_not_allowed, "", {}, {}};
+  policy::Decision refusal{false, policy::reason::host_not_allowed, {}, {}, {}};
   for (std::uint16_t port : ports_) {
     policy::Decision decision = evaluator_.evaluate(host, port);
     if (decision.allowed) return decision;

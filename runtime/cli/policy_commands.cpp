@@ -92,7 +92,7 @@ void run_eval(const EvalArgs& args) {
     nlohmann::json out = {
         {"allowed", d.allowed},
         {"reason", d.reason},
-        {"rule", d.rule.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.rule)},
+        {"rule", d.rule.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.rule.to_string())},
         {"host", target->host.to_string()},
         {"port", target->port},
     };

@@ -33,7 +33,7 @@ TEST_CASE("allowlist, wildcard and port rules") {
   Evaluator e = evaluator(R"(network: {allowed_hosts: ["api.openai.com", "*.githubusercontent.com", "pypi.org:443"]})");
   CHECK(eval_url(e, "https://api.openai.com/v1").allowed);
   CHECK(eval_url(e, "https://API.OPENAI.COM./v1").allowed);
-  CHECK(eval_url(e, "https://api.openai.com/v1").rule == "allowed_hosts: api.openai.com");
+  CHECK(eval_url(e, "https://api.openai.com/v1").rule.to_string() == "allowed_hosts: api.openai.com");
   CHECK(eval_url(e, "https://raw.githubusercontent.com/x").allowed);
   CHECK_FALSE(eval_url(e, "https://githubusercontent.com/x").allowed);  // apex not listed
   CHECK(eval_url(e, "https://pypi.org/simple").allowed);
@@ -60,7 +60,8 @@ TEST_CASE("blocked_hosts wins over the allowlist") {
   Decision d = eval_url(e, "https://ads.example.com/");
   CHECK_FALSE(d.allowed);
   CHECK(d.reason == reason::blocked_host);
-  CHECK(d.rule == "blocked_hosts: ads.example.com");
+  CHECK(d.rule.to_string() == "blocked_hosts: ads.example.com");
+  CHECK(d.rule.source == Rule::Source::blocked_hosts);
 }
 
 TEST_CASE("resolved addresses go through the IP guard") {
@@ -112,7 +113,8 @@ TEST_CASE("block_private_ips: false turns the guard off") {
   Evaluator e = evaluator(R"(network: {allowed_hosts: ["*"], block_private_ips: false})");
   Decision d = eval_url(e, "http://10.0.0.1/");
   CHECK(d.allowed);
-  CHECK(d.rule == "allowed_hosts: *");
+  CHECK(d.rule.to_string() == "allowed_hosts: *");
+  CHECK_FALSE(d.rule.names_port);
   REQUIRE(d.verdict);
   CHECK(d.verdict->address_class == AddressClass::private_network);
 }
