@@ -25,7 +25,9 @@ struct Header {
 
 struct RequestHead {
   std::string method;                  // as on the wire, e.g. "GET"
-  std::string target;                  // request-target as sent (origin or absolute form)
+  std::string target;                  // request-target as sent (origin or absolute form);
+                                       // HTTP/2: :path (:authority becomes a Host header)
+  int version_major = 1;               // 1, or 2 for a request that came over HTTP/2
   int version_minor = 1;               // HTTP/1.<minor>: 1 or 0
   std::vector<Header> headers;
   bool keep_alive = true;              // another request may follow on this connection
@@ -40,6 +42,7 @@ struct RequestHead {
 struct ResponseHead {
   int status = 0;
   std::string reason;
+  int version_major = 1;
   int version_minor = 1;
   std::vector<Header> headers;
   bool keep_alive = true;              // another response may follow on this connection

@@ -7,7 +7,9 @@ namespace airlock::http {
 
 class ResponseParser::Impl : public detail::Engine {
  public:
-  explicit Impl(const Limits& limits) : Engine(HTTP_RESPONSE, limits, /*keep_body=*/false) {}
+  Impl(const Limits& limits, Options o) : Engine(HTTP_RESPONSE, limits, o.keep_body), options(o) {}
+
+  Options options;
 
   std::deque<std::string> methods;  // of the requests still waiting, oldest first
   ResponseHead head;                // filled by judge_head
@@ -15,7 +17,14 @@ class ResponseParser::Impl : public detail::Engine {
 
   // Appends the events of one stop; true when feed() has to return now.
   bool report(detail::Stop stop, std::vector<ResponseEvent>& out) {
-    if (const std::size_t n = take_body_count(); n > 0) out.push_back(ResponseBodyEvent{n});
+    if (options.keep_body) {
+      if (auto data = take_body(); !data.empty()) {
+        const std::size_t n = data.size();
+        out.push_back(ResponseBodyEvent{n, std::move(data)});
+      }
+    } else if (const std::size_t n = take_body_count(); n > 0) {
+      out.push_back(ResponseBodyEvent{n, {}});
+    }
     switch (stop) {
       case detail::Stop::need_more:
         return false;
@@ -26,6 +35,7 @@ class ResponseParser::Impl : public detail::Engine {
         if (!informational) {
           if (!methods.empty()) methods.pop_front();
           out.push_back(ResponseCompleteEvent{});
+          return options.stop_after_message;
         }
         return false;
       case detail::Stop::upgrade:
@@ -65,7 +75,8 @@ class ResponseParser::Impl : public detail::Engine {
   }
 };
 
-ResponseParser::ResponseParser(const Limits& limits) : impl_(std::make_unique<Impl>(limits)) {}
+ResponseParser::ResponseParser(const Limits& limits, Options options)
+    : impl_(std::make_unique<Impl>(limits, options)) {}
 ResponseParser::~ResponseParser() = default;
 ResponseParser::ResponseParser(ResponseParser&&) noexcept = default;
 ResponseParser& ResponseParser::operator=(ResponseParser&&) noexcept = default;

@@ -18,8 +18,8 @@
 //   - otherwise the body is framed by chunked encoding, Content-Length, or the end of the
 //     connection: finish() at upstream EOF completes it.
 //
-// A final response pops its request: ResponseHeadEvent, ResponseBodyEvent{bytes} (the
-// decoded body size, in any split), ResponseCompleteEvent.
+// A final response pops its request: ResponseHeadEvent, ResponseBodyEvent{bytes[, data]}
+// (the decoded body, in any split), ResponseCompleteEvent.
 //
 // Refused (ResponseErrorEvent, then the parser stays failed): a response with no request
 // waiting for it (unexpected_response); malformed syntax or a status outside 100..599
@@ -51,6 +51,7 @@ struct ResponseHeadEvent {
 };
 struct ResponseBodyEvent {
   std::size_t bytes = 0;
+  std::vector<std::uint8_t> data;  // the decoded bytes, when the parser keeps bodies
 };
 struct ResponseCompleteEvent {};
 struct ResponseUpgradeEvent {};
@@ -65,7 +66,18 @@ class ResponseParser {
  public:
   using Limits = ParserLimits;
 
-  explicit ResponseParser(const Limits& limits = Limits{});
+  struct Options {
+    // Body events carry the decoded bytes (chunk framing removed), for a caller that
+    // re-frames the body; otherwise only their count.
+    bool keep_body = false;
+    // feed() returns right after a final response completes, so the caller can tell
+    // which bytes belong to which response.
+    bool stop_after_message = false;
+  };
+
+  ResponseParser() : ResponseParser(Limits{}, Options{}) {}
+  explicit ResponseParser(const Limits& limits) : ResponseParser(limits, Options{}) {}
+  ResponseParser(const Limits& limits, Options options);
   ~ResponseParser();
   ResponseParser(ResponseParser&&) noexcept;
   ResponseParser& operator=(ResponseParser&&) noexcept;

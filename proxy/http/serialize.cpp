@@ -34,6 +34,24 @@ std::string serialize_request_head(const RequestHead& head) {
   return out;
 }
 
+std::string serialize_response_head(const ResponseHead& head) {
+  std::string out;
+  out.reserve(64 + 32 * head.headers.size());
+  out += head.version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(head.status);
+  out += ' ';
+  out += clean_phrase(head.reason);
+  out += "\r\n";
+  for (const Header& header : head.headers) {
+    out += header.name;
+    out += ": ";
+    out += header.value;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
 std::string chunk_frame(std::span<const std::uint8_t> data) {
   if (data.empty()) return {};
   static constexpr char kHex[] = "0123456789abcdef";

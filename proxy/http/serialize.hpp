@@ -21,6 +21,10 @@ namespace airlock::http {
 // "METHOD TARGET HTTP/1.x\r\n", each header as "Name: value\r\n" in order, then "\r\n".
 std::string serialize_request_head(const RequestHead& head);
 
+// "HTTP/1.x STATUS REASON\r\n", the headers in order, then "\r\n". The reason phrase
+// loses any byte that could end the line.
+std::string serialize_response_head(const ResponseHead& head);
+
 // One chunk of a chunked body: "<hex size>\r\n<data>\r\n"; empty data gives "" (an empty
 // chunk would end the body).
 std::string chunk_frame(std::span<const std::uint8_t> data);
