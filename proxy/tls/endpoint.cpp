@@ -14,8 +14,29 @@ namespace airlock::tls {
 namespace {
 
 constexpr std::string_view kHttp11 = "http/1.1";
-// ALPN wire form of the one protocol the client offers: length-prefixed "http/1.1".
+constexpr std::string_view kH2 = "h2";
+// ALPN wire form of the default client offer: length-prefixed "http/1.1".
 constexpr std::array<unsigned char, 9> kAlpnOffer = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The select callback's argument when the server may choose h2.
+bool kAllowH2 = true;
+
+bool offered(std::span<const unsigned char> list, std::string_view protocol,
+             const unsigned char** out, unsigned char* out_length) {
+  std::size_t pos = 0;
+  while (pos < list.size()) {
+    const std::size_t length = list[pos];
+    if (length == 0 || length > list.size() - pos - 1) break;
+    auto name = list.subspan(pos + 1, length);
+    if (std::equal(name.begin(), name.end(), protocol.begin(), protocol.end(),
+                   [](unsigned char a, char b) { return a == static_cast<unsigned char>(b); })) {
+      *out = name.data();
+      *out_length = static_cast<unsigned char>(length);
+      return true;
+    }
+    pos += 1 + length;
+  }
+  return false;
+}
 
 // Where a TlsEndpoint keeps a pointer to itself on its SSL (ex_data slot).
 int endpoint_index() {
@@ -23,30 +44,19 @@ int endpoint_index() {
   return index;
 }
 
-// Server ALPN choice: "http/1.1" when the client offers it, else no ALPN (NOACK lets
-// the handshake go on without the extension rather than failing it).
+// Server ALPN choice: "h2" when allowed and offered, else "http/1.1" when offered, else
+// no ALPN (NOACK lets the handshake go on without the extension rather than failing it).
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
-                unsigned int in_length, void*) {
-  std::span<const unsigned char> offered(in, in_length);
-  std::size_t pos = 0;
-  while (pos < offered.size()) {
-    std::size_t length = offered[pos];
-    if (length == 0 || length > offered.size() - pos - 1) break;
-    auto name = offered.subspan(pos + 1, length);
-    if (std::equal(name.begin(), name.end(), kHttp11.begin(), kHttp11.end(),
-                   [](unsigned char a, char b) { return a == static_cast<unsigned char>(b); })) {
-      *out = name.data();
-      *out_length = static_cast<unsigned char>(length);
-      return SSL_TLSEXT_ERR_OK;
-    }
-    pos += 1 + length;
-  }
+                unsigned int in_length, void* allow_h2) {
+  std::span<const unsigned char> list(in, in_length);
+  if (allow_h2 != nullptr && offered(list, kH2, out, out_length)) return SSL_TLSEXT_ERR_OK;
+  if (offered(list, kHttp11, out, out_length)) return SSL_TLSEXT_ERR_OK;
   return SSL_TLSEXT_ERR_NOACK;
 }
 
 }  // namespace
 
-Result<certs::SslCtxPtr> make_server_context() {
+Result<certs::SslCtxPtr> make_server_context(bool allow_h2) {
   certs::SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) return Error{certs::openssl_error("SSL_CTX_new failed")};
   if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1)
@@ -54,7 +64,7 @@ Result<certs::SslCtxPtr> make_server_context() {
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, allow_h2 ? &kAllowH2 : nullptr);
   SSL_CTX_set_client_hello_cb(ctx.get(), TlsEndpoint::on_client_hello, nullptr);
   return ctx;
 }
@@ -113,11 +123,22 @@ Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::make(SSL_CTX* ctx, bool is_ser
 Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::server(SSL_CTX* ctx) { return make(ctx, true); }
 
 Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::client(SSL_CTX* ctx, std::string_view sni,
-                                                         std::string_view verify_host) {
+                                                         std::string_view verify_host,
+                                                         const std::vector<std::string>& alpn) {
   if (verify_host.empty()) return Error{"no host to verify the upstream certificate for"};
   auto made = make(ctx, false);
   if (!made) return made;
   SSL* ssl = (*made)->ssl_.get();
+  if (!alpn.empty()) {
+    std::vector<unsigned char> wire;
+    for (const auto& protocol : alpn) {
+      if (protocol.empty() || protocol.size() > 255) continue;
+      wire.push_back(static_cast<unsigned char>(protocol.size()));
+      wire.insert(wire.end(), protocol.begin(), protocol.end());
+    }
+    if (SSL_set_alpn_protos(ssl, wire.data(), static_cast<unsigned>(wire.size())) != 0)
+      return Error{certs::openssl_error("ALPN")};
+  }
   SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);  // whatever the context says
 
   std::string host(verify_host);

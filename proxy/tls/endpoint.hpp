@@ -8,15 +8,16 @@
 // take_ciphertext returns to the peer. The handshake needs as many rounds of that as
 // the peers' flights; after it, plaintext goes in and out.
 //
-// Contexts. make_server_context(): TLS 1.2 and 1.3, no session resumption (no tickets,
-// no cache: every guest connection is a fresh handshake), ALPN "http/1.1" selected when
-// offered and otherwise no ALPN at all - the handshake never fails over ALPN, so a
-// client offering only h2 still gets HTTP/1.1 by default. The certificate is set per
+// Contexts. make_server_context(allow_h2): TLS 1.2 and 1.3, no session resumption (no
+// tickets, no cache: every guest connection is a fresh handshake), ALPN "h2" selected
+// when allowed and offered, else "http/1.1" when offered, and otherwise no ALPN at all -
+// the handshake never fails over ALPN. The certificate is set per
 // connection with set_certificate() before the ClientHello is fed, so it can be minted
 // from the SNI parsed beforehand. make_client_context(): TLS 1.2+, the system trust
-// store plus an optional extra CA file, peer verification on, ALPN offer "http/1.1".
-// client() checks the name (or IP literal) the upstream's certificate must carry and
-// sends SNI for names only (RFC 6066 forbids IP literals there).
+// store plus an optional extra CA file, peer verification on, ALPN offer "http/1.1"
+// unless client() is given its own list. client() checks the name (or IP literal) the
+// upstream's certificate must carry and sends SNI for names only (RFC 6066 forbids IP
+// literals there).
 //
 // Caps. The inbound memory BIO holds at most kMaxPendingCiphertext unread bytes:
 // feed_ciphertext takes what fits and returns how much it took; the caller keeps the
@@ -59,7 +60,7 @@ inline constexpr std::size_t kMaxPendingCiphertext = 64 * 1024;
 inline constexpr std::size_t kMaxPlaintextWrite = 16 * 1024;
 
 // The context for guest-facing (server) endpoints; see the header comment.
-Result<certs::SslCtxPtr> make_server_context();
+Result<certs::SslCtxPtr> make_server_context(bool allow_h2 = false);
 
 // The context for upstream (client) endpoints: default trust store plus extra_ca_file
 // (PEM, may hold several certificates) when given; Error when the file does not load.
@@ -76,7 +77,8 @@ class TlsEndpoint {
   // certificate checked for `verify_host` (a DNS name or an IP literal; must not be
   // empty). The context must outlive it.
   static Result<std::unique_ptr<TlsEndpoint>> client(SSL_CTX* ctx, std::string_view sni,
-                                                     std::string_view verify_host);
+                                                     std::string_view verify_host,
+                                                     const std::vector<std::string>& alpn = {});
 
   ~TlsEndpoint();
   TlsEndpoint(const TlsEndpoint&) = delete;
@@ -121,7 +123,7 @@ class TlsEndpoint {
   bool peer_closed() const { return peer_closed_; }
 
  private:
-  friend Result<certs::SslCtxPtr> make_server_context();
+  friend Result<certs::SslCtxPtr> make_server_context(bool allow_h2);
   static Result<std::unique_ptr<TlsEndpoint>> make(SSL_CTX* ctx, bool is_server);
   // The ClientHello callback of make_server_context(): refuses the hello with
   // pending_alert_ when one is set.
