@@ -50,17 +50,11 @@ std::string event_url(bool tls, const std::string& host, std::uint16_t port,
   return url;
 }
 
-bool RequestJudge::host_has_secrets(const FlowTarget& flow) const {
-  if (!flow.tls) return false;
-  for (const auto& entry : secrets_.entries())
-    if (secrets_.authorized(entry, flow.host, flow.port, true)) return true;
-  return false;
-}
-
-Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) const {
+Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head,
+                            const policy::MatchSet* secrets) const {
   Verdict v;
   v.host = flow.host.to_string();
-  v.rule = flow.rule;
+  v.rule = flow.rule.to_string();
   v.url = event_url(flow.tls, v.host, flow.port,
                     !head.target.empty() && head.target.front() == '/' ? head.target : "/");
 
@@ -68,9 +62,10 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
     return refuse(v, reason::unsupported_method, "CONNECT inside an intercepted flow");
   if (head.method == "TRACE")  // echoes the request, swapped secrets included
     return refuse(v, reason::unsupported_method, "TRACE");
-  if (head.upgrade) {
-    const http::Header* upgrade = http::find_header(head.headers, "upgrade");
-    if (upgrade == nullptr || !http::iequals(upgrade->value, "websocket"))
+  if (const http::Header* upgrade = http::find_header(head.headers, "upgrade")) {
+    if (http::iequals(upgrade->value, "h2c") || http::find_header(head.headers, "http2-settings") != nullptr)
+      return refuse(v, reason::h2c_refused, "HTTP/2 over cleartext is not proxied");
+    if (head.upgrade && !http::iequals(upgrade->value, "websocket"))
       return refuse(v, reason::unsupported_upgrade, "only WebSocket upgrades are proxied");
   }
 
@@ -105,23 +100,33 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   v.host = host->to_string();
   v.url = event_url(flow.tls, v.host, port, origin_target);
 
-  // 5 (scan first): a placeholder bound for a host it doesn't belong to is a leak,
-  // whatever else is wrong with the request.
+  // 5 (scan first): a secret bound for a host it doesn't belong to is a leak, whatever
+  // else is wrong with the request.
   std::string target_swapped = origin_target;
   std::vector<std::string> values;
   values.reserve(head.headers.size());
-  auto scan = secrets_.substitute(target_swapped, *host, port, flow.tls);
-  if (scan.leaked) return refuse(v, reason::secret_leak, "secret " + *scan.leaked);
-  for (const auto& name : scan.swapped) v.swaps.push_back({name, "url"});
+  auto leak = [&](const policy::Finding& f, std::string_view where) {
+    return refuse(v, reason::secret_leak,
+                  "secret " + f.secret + (f.form == "placeholder" ? "" : " (its real value)") +
+                      std::string(where));
+  };
+  if (secrets != nullptr && !secrets->empty()) {
+    auto scan = policy::rewrite_string(*secrets, target_swapped);
+    if (scan.stopped) return leak(*scan.stopped, " in the URL");
+    for (const auto& name : scan.replaced) v.swaps.push_back({name, "url"});
+  }
   for (const auto& header : head.headers) {
-    std::string header_name = header.name;  // a placeholder as a header name goes nowhere
-    if (auto n = secrets_.substitute(header_name, *host, port, false); n.leaked || !n.swapped.empty())
-      return refuse(v, reason::secret_leak, "secret " + (n.leaked ? *n.leaked : n.swapped.front()) +
-                                                " in a header name");
     std::string value = header.value;
-    auto s = secrets_.substitute(value, *host, port, flow.tls);
-    if (s.leaked) return refuse(v, reason::secret_leak, "secret " + *s.leaked);
-    for (const auto& name : s.swapped) v.swaps.push_back({name, "header:" + lower(header.name)});
+    if (secrets != nullptr && !secrets->empty()) {
+      std::string name = header.name;  // a secret as a header name goes nowhere
+      auto in_name = policy::rewrite_string(*secrets, name);
+      if (in_name.stopped) return leak(*in_name.stopped, " in a header name");
+      if (!in_name.replaced.empty())
+        return refuse(v, reason::secret_leak, "secret " + in_name.replaced.front() + " in a header name");
+      auto scan = policy::rewrite_string(*secrets, value);
+      if (scan.stopped) return leak(*scan.stopped, "");
+      for (const auto& n : scan.replaced) v.swaps.push_back({n, "header:" + lower(header.name)});
+    }
     values.push_back(std::move(value));
   }
 
@@ -135,15 +140,16 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
   }
 
   // 3. Allowlist and blocklist.
-  policy::Decision decision = evaluator_.evaluate(*host, port);
+  policy::Decision decision = policy_.evaluator().evaluate(*host, port);
   if (!decision.allowed) {
-    v.rule = decision.rule;
+    v.rule = decision.rule.to_string();
     return refuse(v, decision.reason);
   }
-  v.rule = decision.rule;
+  v.rule = decision.rule.to_string();
 
   // 4. The policy script.
-  if (script_ != nullptr && script_->has_on_request()) {
+  policy::PolicyScript* script = policy_.script();
+  if (script != nullptr && script->has_on_request()) {
     policy::ScriptRequest request;
     request.method = head.method;
     request.scheme = flow.tls ? "https" : "http";
@@ -151,7 +157,7 @@ Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head) con
     request.port = port;
     std::tie(request.path, request.query) = split_target(origin_target);
     for (const auto& header : head.headers) request.headers.emplace_back(lower(header.name), header.value);
-    policy::ScriptVerdict sv = script_->on_request(request);
+    policy::ScriptVerdict sv = script->on_request(request);
     if (!sv.allowed) return refuse(v, sv.reason, sv.message);
   }
 

@@ -3,7 +3,8 @@
 // Theory of operation. A flow reaches the MITM already allowed by name and port (the
 // engine judged the name the guest resolved, or the literal IP, before dialling). Each
 // request on it is judged again, in this order, first refusal wins:
-//   0. CONNECT and TRACE are refused, and Upgrade only to WebSocket;
+//   0. CONNECT and TRACE are refused, and Upgrade only to WebSocket (an h2c upgrade is
+//      h2c_refused);
 //   1. the request's host (absolute-form target, else the Host header) must be present
 //      and parse; an HTTP/1.1 request without one was refused by the parser already;
 //   2. it must agree with the flow: same canonical host as the flow's name and, on TLS,
@@ -11,9 +12,12 @@
 //      Host header names one (a request can't rewrite where it goes);
 //   3. the allowlist and blocklist (Evaluator) on that host and port;
 //   4. the policy script's on_request hook, when the policy has one (it can only deny);
-//   5. secret placeholders in the target and every header value: swapped for the real
-//      value on a TLS request to one of that secret's hosts, else the request is refused
-//      with secret_leak (the placeholder never leaves).
+//   5. secrets in the target and every header value, through the flow's request MatchSet
+//      (SecretStore::request_matches): a placeholder is swapped for the real value on a
+//      TLS request to one of that secret's hosts, else the request is refused with
+//      secret_leak (the placeholder never leaves); a secret's real value, in any form the
+//      store knows, bound for a host the secret doesn't name is a secret_leak too. A
+//      header name carrying either is a leak.
 // The head is rewritten in place (origin-form target, swapped values); the verdict says
 // which rule matched and which secrets were swapped where (names and locations only).
 // Pure: no sockets; the caller owns the flow.
@@ -25,10 +29,10 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/evaluator.hpp"
+#include "audit/events.hpp"
+#include "policy/engine.hpp"
 #include "policy/host_pattern.hpp"
-#include "policy/script.hpp"
-#include "policy/secret_store.hpp"
+#include "policy/secret_scan.hpp"
 #include "proxy/http/message.hpp"
 
 namespace airlock::mitm {
@@ -41,6 +45,9 @@ inline constexpr std::string_view host_mismatch = "host_mismatch";
 inline constexpr std::string_view secret_leak = "secret_leak";
 inline constexpr std::string_view secret_body_too_large = "secret_body_too_large";
 inline constexpr std::string_view secret_echo = "secret_echo";
+inline constexpr std::string_view unscannable_response = "unscannable_response";
+inline constexpr std::string_view h2c_refused = "h2c_refused";
+inline constexpr std::string_view http2_preface = "http2_preface";
 inline constexpr std::string_view bad_request = "bad_request";
 inline constexpr std::string_view opaque_not_allowed = "opaque_not_allowed";
 inline constexpr std::string_view unsupported_method = "unsupported_method";
@@ -49,20 +56,17 @@ inline constexpr std::string_view upstream_tls_failed = "upstream_tls_failed";
 inline constexpr std::string_view upstream_failed = "upstream_failed";
 inline constexpr std::string_view guest_tls_failed = "guest_tls_failed";
 inline constexpr std::string_view flow_closed = "flow_closed";
+inline constexpr std::string_view guest_closed = "guest_closed";
+inline constexpr std::string_view upstream_closed = "upstream_closed";
 }  // namespace reason
 
 // Where the flow goes, as the engine (or the explicit proxy's CONNECT) established it.
 struct FlowTarget {
   policy::Host host;          // the name the guest resolved, or the literal IP
   std::uint16_t port = 0;
-  std::string rule;           // the allow rule that let the flow through
+  policy::Rule rule;          // the allow rule that let the flow through
   bool tls = false;           // the request arrived inside terminated TLS
   std::optional<policy::Host> sni;  // the ClientHello's server name, when sent
-};
-
-struct SecretSwap {
-  std::string name;       // the secret's name, never its value
-  std::string location;   // "url", "header:<name>" or "body"
 };
 
 struct Verdict {
@@ -72,27 +76,19 @@ struct Verdict {
   std::string detail;     // human words (a script's message, the mismatching names)
   std::string host;       // the request's host as judged, for events
   std::string url;        // scheme://host[:port]/path?names=[REDACTED], for events
-  std::vector<SecretSwap> swaps;
+  std::vector<audit::SecretUse> swaps;
 };
 
 class RequestJudge {
  public:
-  // `script` may be null (no policy_script); the judge does not own its arguments.
-  RequestJudge(const policy::Evaluator& evaluator, const policy::SecretStore& secrets,
-               policy::PolicyScript* script)
-      : evaluator_(evaluator), secrets_(secrets), script_(script) {}
+  explicit RequestJudge(const policy::PolicyEngine& policy) : policy_(policy) {}
 
-  // Judges the request and rewrites `head` for upstream when allowed.
-  Verdict judge(const FlowTarget& flow, http::RequestHead& head) const;
-
-  // Whether any secret may be swapped into requests to this host (bodies then need
-  // substitution, not only a leak scan).
-  bool host_has_secrets(const FlowTarget& flow) const;
+  // Judges the request and rewrites `head` for upstream when allowed. `secrets` is the
+  // flow's request MatchSet (null: no secrets).
+  Verdict judge(const FlowTarget& flow, http::RequestHead& head, const policy::MatchSet* secrets) const;
 
  private:
-  const policy::Evaluator& evaluator_;
-  const policy::SecretStore& secrets_;
-  policy::PolicyScript* script_;
+  const policy::PolicyEngine& policy_;
 };
 
 // "scheme://host[:port]" + target with query values redacted, for events.

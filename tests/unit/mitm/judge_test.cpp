@@ -11,9 +11,7 @@ namespace {
 
 struct Judging {
   policy::NetworkPolicy network;
-  std::unique_ptr<policy::Evaluator> evaluator;
-  std::unique_ptr<policy::SecretStore> secrets;
-  std::unique_ptr<policy::PolicyScript> script;
+  std::shared_ptr<policy::PolicyEngine> engine;
   std::unique_ptr<RequestJudge> judge;
 
   explicit Judging(std::string lua = "") {
@@ -25,25 +23,28 @@ struct Judging {
     secret.placeholder = "PLACEHOLDER_TOKEN_0123456789";
     secret.hosts = {pattern("api.test")};
     network.secrets.push_back(secret);
-    evaluator = std::make_unique<policy::Evaluator>(network);
-    secrets = std::make_unique<policy::SecretStore>(network.secrets);
+    std::unique_ptr<policy::PolicyScript> script;
     if (!lua.empty()) {
       auto loaded = policy::PolicyScript::load_source(lua, "test.lua");
       REQUIRE(loaded.ok());
       script = std::move(*loaded);
     }
-    judge = std::make_unique<RequestJudge>(*evaluator, *secrets, script.get());
+    engine = policy::PolicyEngine::create(network, std::move(script));
+    judge = std::make_unique<RequestJudge>(*engine);
   }
+
+  const policy::SecretStore& secrets() const { return engine->secrets(); }
 
   Verdict run(const std::string& flow_host, std::uint16_t port, bool tls, http::RequestHead& head,
               std::optional<std::string> sni = std::nullopt) {
     FlowTarget flow;
     flow.host = host(flow_host);
     flow.port = port;
-    flow.rule = flow_host;
+    flow.rule = policy::Rule{policy::Rule::Source::allowed_hosts, flow_host};
     flow.tls = tls;
     if (sni) flow.sni = host(*sni);
-    return judge->judge(flow, head);
+    auto set = engine->secrets().request_matches(flow.host, port, tls);
+    return judge->judge(flow, head, set.get());
   }
 };
 
@@ -126,6 +127,22 @@ TEST_CASE("judge: secrets are swapped only on TLS to their hosts") {
   CHECK(v.detail.find("s3cr3t") == std::string::npos);
 }
 
+TEST_CASE("judge: a secret's real value bound elsewhere is a leak, in any form a client decodes") {
+  Judging j;
+  for (std::string carried : {"s3cr3t", "czNjcjN0", "x-s3cr3t-y"}) {
+    auto head = get("/", {{"Host", "a.cdn.test"}, {"X-Data", carried}});
+    auto v = j.run("a.cdn.test", 443, true, head, "a.cdn.test");
+    CHECK_MESSAGE(v.reason == "secret_leak", carried);
+    CHECK(v.detail.find("its real value") != std::string::npos);
+    CHECK(v.detail.find("s3cr3t") == std::string::npos);
+  }
+  auto in_url = get("/upload?k=s3cr3t", {{"Host", "a.cdn.test"}});
+  CHECK(j.run("a.cdn.test", 443, true, in_url, "a.cdn.test").reason == "secret_leak");
+  // To its own host the value is no leak (the guest can't hold it, but a redirect may).
+  auto home = get("/?echo=s3cr3t", {{"Host", "api.test"}});
+  CHECK(j.run("api.test", 443, true, home, "api.test").allowed);
+}
+
 TEST_CASE("judge: the policy script can deny, never allow") {
   Judging j("function on_request(r)\n"
             "  if r.method == 'DELETE' then return false, 'no deletes' end\n"
@@ -152,7 +169,10 @@ TEST_CASE("judge: TRACE, non-WebSocket upgrades, placeholder header names, Host 
 
   auto h2c = get("/", {{"Host", "api.test"}, {"Connection", "Upgrade"}, {"Upgrade", "h2c"}});
   h2c.upgrade = true;
-  CHECK(j.run("api.test", 443, true, h2c, "api.test").reason == "unsupported_upgrade");
+  CHECK(j.run("api.test", 443, true, h2c, "api.test").reason == "h2c_refused");
+  auto irc = get("/", {{"Host", "api.test"}, {"Connection", "Upgrade"}, {"Upgrade", "irc/6.9"}});
+  irc.upgrade = true;
+  CHECK(j.run("api.test", 443, true, irc, "api.test").reason == "unsupported_upgrade");
   auto ws = get("/", {{"Host", "api.test"}, {"Connection", "Upgrade"}, {"Upgrade", "WebSocket"}});
   ws.upgrade = true;
   CHECK(j.run("api.test", 443, true, ws, "api.test").allowed);
