@@ -1,10 +1,28 @@
 // DNS over TCP at the gateway; see dns_stream.hpp for the theory of operation.
-#include "proxy/relay/dns_stream.hpp"
+#include "proxy/guest/dns_stream.hpp"
 
 #include <chrono>
 #include <span>
 
-namespace airlock::relay {
+namespace airlock::guest {
+
+DnsStreamFlow::DnsStreamFlow(dns::DnsHandler& handler, audit::Flow record, Sink sink)
+    : handler_(handler), record_(std::move(record)), sink_(std::move(sink)),
+      started_(std::chrono::steady_clock::now()) {
+  record_.protocol = "dns";
+}
+
+void DnsStreamFlow::start(flow::GuestFlow& guest) { guest_ = &guest; }
+
+void DnsStreamFlow::on_closed(Close, const flow::CloseInfo& info) {
+  guest_ = nullptr;
+  record_.request_bytes = info.bytes_in;
+  record_.response_bytes = info.bytes_out;
+  record_.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started_).count();
+  record_.close_reason = info.reason == "aborted" ? "reset_by_proxy" : std::string(info.reason);
+  if (sink_) sink_(record_);
+}
 
 void DnsStreamFlow::on_readable() {
   while (guest_ != nullptr && queued_.size() - queued_offset_ < kMaxQueued) {
@@ -14,6 +32,7 @@ void DnsStreamFlow::on_readable() {
       break;
     }
     if (!framer_.feed(bytes)) {
+      record_.detail = "bad DNS-over-TCP framing";
       guest_->abort();
       return;
     }
@@ -48,4 +67,4 @@ void DnsStreamFlow::flush() {
   }
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::guest

@@ -1,5 +1,5 @@
 // The guest network's I/O driver; see engine.hpp for the theory of operation.
-#include "proxy/relay/engine.hpp"
+#include "proxy/guest/engine.hpp"
 
 #include <cstdio>
 #include <random>
@@ -8,10 +8,10 @@
 
 #include <boost/asio/post.hpp>
 
-#include "proxy/relay/dns_stream.hpp"
-#include "proxy/relay/relay_flow.hpp"
+#include "proxy/flow/driver.hpp"
+#include "proxy/guest/dns_stream.hpp"
 
-namespace airlock::relay {
+namespace airlock::guest {
 
 namespace {
 
@@ -23,16 +23,11 @@ netstack::Config with_seed(netstack::Config config) {
   return config;
 }
 
-std::int64_t millis_between(netstack::TimePoint from, netstack::TimePoint to) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
-}
-
 }  // namespace
 
 // One guest flow from FlowRequested to FlowClosed; the guest side its handler sees.
-struct NetworkEngine::Flow final : GuestFlow {
-  Flow(NetworkEngine& e, netstack::FlowId i, netstack::FlowKey k)
-      : engine(e), id(i), key(k), started(netstack::Clock::now()) {}
+struct NetworkEngine::Flow final : flow::GuestFlow {
+  Flow(NetworkEngine& e, netstack::FlowId i, netstack::FlowKey k) : engine(e), id(i), key(k) {}
 
   std::vector<std::uint8_t> read(std::size_t max) override {
     auto bytes = engine.stack_.read(id, max, netstack::Clock::now());
@@ -58,28 +53,23 @@ struct NetworkEngine::Flow final : GuestFlow {
   NetworkEngine& engine;
   netstack::FlowId id;
   netstack::FlowKey key;
-  netstack::TimePoint started;
-  std::string host;           // name or literal IP text, for events
+  std::string host;           // name or literal IP text, for records
   std::uint16_t port = 0;
-  std::string rule;
-  std::optional<policy::IpAddress> pinned;    // synthetic address held in the pool
-  std::optional<policy::IpAddress> upstream;  // address connected to
-  std::shared_ptr<Dial> dial;
-  std::shared_ptr<FlowHandler> handler;
+  std::optional<policy::IpAddress> pinned;  // synthetic address held in the pool
+  std::shared_ptr<flow::FlowHandler> handler;
   bool guest_fin = false;
-  bool reported = false;  // its event went out already (refused) or none is due (DNS)
 };
 
-NetworkEngine::NetworkEngine(asio::io_context& io, const policy::Policy& policy,
+NetworkEngine::NetworkEngine(asio::io_context& io, std::shared_ptr<mitm::MitmContext> context,
                              EngineConfig config, EventSink sink)
     : io_(io),
+      context_(std::move(context)),
       config_(std::move(config)),
       sink_(std::move(sink)),
-      network_(policy.network),
-      evaluator_(network_),
       pool_(config_.pool),
-      dns_(config_.dns, evaluator_, network_, pool_),
-      resolver_(io, network_, config_.resolver),
+      dns_(config_.dns, context_->policy().evaluator(), context_->policy().network(), pool_),
+      resolver_(io, context_->policy().network(), config_.resolver),
+      dialer_(io, resolver_, context_->policy(), config_.dialer),
       stack_(with_seed(config_.net),
              [this](std::span<const std::uint8_t> query) {
                return dns_.answer(query, dns::Clock::now(), dns::Transport::udp);
@@ -90,11 +80,14 @@ NetworkEngine::NetworkEngine(asio::io_context& io, const policy::Policy& policy,
             GuestLink::Handlers{
                 [this](std::span<const std::uint8_t> frame) {
                   stack_.on_frame(frame, netstack::Clock::now());
+                  drain_dns_events();
                 },
                 [this] { pump(); },
                 [this] {
+                  std::vector<std::shared_ptr<flow::FlowHandler>> handlers;
                   for (auto& [id, flow] : flows_)
-                    if (flow->handler) flow->handler->on_writable();
+                    if (flow->handler) handlers.push_back(flow->handler);
+                  for (auto& handler : handlers) handler->on_writable();
                   pump();
                 },
                 [this](std::string_view line) { log(line); }}),
@@ -110,12 +103,13 @@ void NetworkEngine::start() { link_.listen(); }
 void NetworkEngine::stop() {
   timer_.cancel();
   timer_at_.reset();
-  for (auto& [id, flow] : flows_) {
-    if (flow->dial) flow->dial->cancel();
-    if (flow->handler) flow->handler->on_closed(FlowHandler::Close::abortive);
+  auto flows = std::move(flows_);
+  flows_.clear();
+  for (auto& [id, flow] : flows) {
+    if (flow->handler) flow->handler->on_closed(flow::FlowHandler::Close::abortive, {"network_stopped", 0, 0});
     if (flow->pinned) pool_.unpin(*flow->pinned, dns::Clock::now());
   }
-  flows_.clear();
+  drain_dns_events();
   link_.close();
 }
 
@@ -143,19 +137,34 @@ void NetworkEngine::pump() {
   }
   for (auto& frame : stack_.outbound_frames()) link_.send(std::move(frame));
   stack_.outbound_frames().clear();
-  auto& dns_events = dns_.events();
-  while (!dns_events.empty()) {
-    const dns::DnsEvent& e = dns_events.front();
-    nlohmann::json data = {{"name", e.name}, {"qtype", e.qtype}, {"rcode", e.rcode},
-                           {"blocked", e.blocked}};
-    if (!e.answer.empty()) data["answer"] = e.answer;
-    if (e.blocked) data["block_reason"] = e.reason;
-    if (!e.rule.empty()) data["rule"] = e.rule;
-    dns_events.pop_front();
-    emit("dns", std::move(data));
-  }
+  drain_dns_events();
   pumping_ = false;
   arm_timer();
+}
+
+void NetworkEngine::drain_dns_events() {
+  auto& dns_events = dns_.events();
+  while (!dns_events.empty()) {
+    dns::DnsEvent& e = dns_events.front();
+    audit::DnsQuery q;
+    q.name = std::move(e.name);
+    q.qtype = std::move(e.qtype);
+    q.rcode = std::move(e.rcode);
+    q.answer = std::move(e.answer);
+    q.blocked = e.blocked;
+    if (e.blocked) q.block_reason = std::move(e.reason);
+    q.rule = std::move(e.rule);
+    dns_events.pop_front();
+    emit(std::move(q));
+  }
+  // The handler's queue is bounded; what it had to drop is said, never silent.
+  const std::uint64_t dropped = dns_.counters().events_dropped;
+  if (dropped > dns_lost_reported_) {
+    const std::uint64_t lost = dropped - dns_lost_reported_;
+    dns_lost_reported_ = dropped;
+    counters_.dns_events_lost += lost;
+    emit(audit::EventsLost{lost, "dns", "queue_full"});
+  }
 }
 
 void NetworkEngine::arm_timer() {
@@ -178,23 +187,25 @@ void NetworkEngine::arm_timer() {
 }
 
 void NetworkEngine::dispatch(const netstack::Event& event) {
-  auto handler_of = [this](netstack::FlowId id) -> Flow* {
+  auto flow_of = [this](netstack::FlowId id) -> Flow* {
     auto it = flows_.find(id);
     return it == flows_.end() ? nullptr : it->second.get();
   };
   if (const auto* e = std::get_if<netstack::FlowRequested>(&event)) {
     on_flow_requested(*e);
   } else if (const auto* r = std::get_if<netstack::FlowReadable>(&event)) {
-    if (Flow* flow = handler_of(r->id); flow && flow->handler) flow->handler->on_readable();
+    if (Flow* flow = flow_of(r->id); flow && flow->handler) flow->handler->on_readable();
   } else if (const auto* w = std::get_if<netstack::FlowWritable>(&event)) {
-    if (Flow* flow = handler_of(w->id); flow && flow->handler) flow->handler->on_writable();
+    if (Flow* flow = flow_of(w->id); flow && flow->handler) flow->handler->on_writable();
   } else if (const auto* c = std::get_if<netstack::FlowReadClosed>(&event)) {
-    if (Flow* flow = handler_of(c->id)) {
+    if (Flow* flow = flow_of(c->id)) {
       flow->guest_fin = true;
       if (flow->handler) flow->handler->on_read_closed();
     }
   } else if (const auto* closed = std::get_if<netstack::FlowClosed>(&event)) {
     on_flow_closed(*closed);
+  } else if (const auto* refused = std::get_if<netstack::FlowRefused>(&event)) {
+    on_flow_refused(*refused);
   }
   // FlowReset: FlowClosed{reset_by_guest} follows and does the work.
 }
@@ -211,9 +222,11 @@ void NetworkEngine::on_flow_requested(const netstack::FlowRequested& requested) 
   if (requested.key.dst_ip == stack_.config().gateway_ip) {
     if (flow.port == 53) {
       ++counters_.dns_tcp_flows;
-      flow.reported = true;  // its queries are reported as dns events
       stack_.accept(flow.id, netstack::Clock::now());
-      flow.handler = std::make_shared<DnsStreamFlow>(dns_);
+      audit::Flow record;
+      record.host = flow.host;
+      record.port = flow.port;
+      flow.handler = std::make_shared<DnsStreamFlow>(dns_, std::move(record), [this](audit::Event e) { emit(std::move(e)); });
       flow.handler->start(flow);
     } else {
       ++counters_.gateway_refused;
@@ -238,53 +251,18 @@ void NetworkEngine::on_flow_requested(const netstack::FlowRequested& requested) 
     host = policy::Host{dst};
   }
 
-  policy::Decision decision = evaluator_.evaluate(*host, flow.port);
-  if (!decision.allowed) {
-    ++counters_.flows_blocked;
-    refuse(flow, decision.reason, decision.rule);
+  policy::Admission admission = context_->policy().admit(*host, flow.port);
+  if (!admission.admitted()) {
+    ++counters_.flows_refused;
+    refuse(flow, admission.reason, admission.rule.to_string());
     return;
   }
-  flow.rule = decision.rule;
-  std::weak_ptr<bool> alive = alive_;
-  const netstack::FlowId id = flow.id;
-  flow.dial = Dial::start(io_, resolver_, evaluator_, *host, flow.port, config_.connect_timeout,
-                          [this, alive, id](DialResult result) {
-                            if (alive.expired()) return;
-                            on_dialled(id, std::move(result));
-                          });
-}
-
-void NetworkEngine::on_dialled(netstack::FlowId id, DialResult result) {
-  auto it = flows_.find(id);
-  if (it == flows_.end()) return;  // closed meanwhile; the socket closes with `result`
-  Flow& flow = *it->second;
-  flow.dial.reset();
-  if (!result.connected()) {
-    if (result.reason == dial_reason::private_address)
-      ++counters_.flows_blocked;
-    else
-      ++counters_.flows_failed;
-    refuse(flow, result.reason, result.rule.empty() ? flow.rule : result.rule, result.detail);
-    pump();
-    return;
-  }
-  if (!stack_.accept(id, netstack::Clock::now())) return;  // FlowClosed is on its way
-  ++counters_.flows_connected;
-  flow.upstream = result.address;
-  FlowContext context{id, flow.key, flow.host, flow.port, flow.rule, *result.address};
-  if (factory_) {
-    flow.handler = factory_(context, std::move(*result.socket));
-  }
-  if (!flow.handler) {
-    if (result.socket->is_open())
-      flow.handler = std::make_shared<RelayFlow>(std::move(*result.socket));
-  }
-  if (flow.handler) {
-    flow.handler->start(flow);
-  } else {
-    stack_.abort(id);
-  }
-  pump();
+  if (!stack_.accept(flow.id, netstack::Clock::now())) return;  // FlowClosed is on its way
+  ++counters_.flows_admitted;
+  auto driver = std::make_shared<flow::FlowDriver>(io_, context_, std::move(*admission.grant), dialer_,
+                                                   [this](audit::Event e) { emit(std::move(e)); });
+  flow.handler = driver;
+  driver->start(flow);
 }
 
 void NetworkEngine::on_flow_closed(const netstack::FlowClosed& closed) {
@@ -292,48 +270,82 @@ void NetworkEngine::on_flow_closed(const netstack::FlowClosed& closed) {
   if (it == flows_.end()) return;
   std::unique_ptr<Flow> flow = std::move(it->second);
   flows_.erase(it);
-  if (flow->dial) {
-    ++counters_.dials_cancelled;
-    flow->dial->cancel();
-  }
   if (flow->handler) {
-    flow->handler->on_closed(closed.reason == "closed" ? FlowHandler::Close::graceful
-                                                       : FlowHandler::Close::abortive);
+    flow->handler->on_closed(closed.reason == "closed" ? flow::FlowHandler::Close::graceful
+                                                       : flow::FlowHandler::Close::abortive,
+                             flow::CloseInfo{closed.reason, closed.bytes_in, closed.bytes_out});
   }
   if (flow->pinned) pool_.unpin(*flow->pinned, dns::Clock::now());
-  if (flow->reported) return;
-  nlohmann::json data = {
-      {"kind", "flow"},
-      {"protocol", flow->handler ? std::string(flow->handler->protocol()) : std::string("tcp")},
-      {"host", flow->host},
-      {"port", flow->port},
-      {"request_bytes", closed.bytes_in},
-      {"response_bytes", closed.bytes_out},
-      {"duration_ms", millis_between(flow->started, netstack::Clock::now())},
-      {"blocked", false},
-      {"rule", flow->rule},
-      {"close_reason", std::string(closed.reason)},
-  };
-  if (flow->upstream) data["address"] = flow->upstream->to_string();
-  emit("network", std::move(data));
 }
 
-void NetworkEngine::refuse(Flow& flow, std::string_view reason, const std::string& rule,
-                           const std::string& detail) {
+void NetworkEngine::on_flow_refused(const netstack::FlowRefused& refused) {
+  ++counters_.flows_refused_cap;
+  audit::Flow record;
+  const auto dst = policy::IpAddress::v4(refused.key.dst_ip);
+  record.host = dst.to_string();
+  if (pool_.contains(dst))
+    if (auto name = pool_.name_for(dst)) record.host = *name;
+  record.port = refused.key.dst_port;
+  record.blocked = true;
+  record.block_reason = std::string(refused.reason);
+  record.detail = "the guest network's connection cap was reached";
+  record.close_reason = "refused";
+  emit(std::move(record));
+}
+
+void NetworkEngine::refuse(Flow& flow, std::string_view reason, const std::string& rule, const std::string& detail) {
+  // Recorded here: the netstack's FlowClosed{rejected} for it finds no handler.
+  audit::Flow record;
+  record.host = flow.host;
+  record.port = flow.port;
+  record.blocked = true;
+  record.block_reason = std::string(reason);
+  record.rule = rule;
+  record.detail = detail;
+  record.close_reason = "refused";
   stack_.reject(flow.id);
-  flow.reported = true;
-  nlohmann::json data = {{"kind", "flow"},
-                         {"host", flow.host},
-                         {"port", flow.port},
-                         {"blocked", true},
-                         {"block_reason", std::string(reason)},
-                         {"rule", rule}};
-  if (!detail.empty()) data["detail"] = detail;
-  emit("network", std::move(data));
+  emit(std::move(record));
 }
 
-void NetworkEngine::emit(std::string type, nlohmann::json data) {
-  if (sink_) sink_(AuditEvent{std::move(type), std::move(data)});
+void NetworkEngine::emit(audit::Event event) {
+  if (sink_) sink_(std::move(event));
+}
+
+nlohmann::json NetworkEngine::counters_json() const {
+  nlohmann::json out = nlohmann::json::object();
+  nlohmann::json stack = nlohmann::json::object();
+  netstack::for_each_counter(stack_.counters(), [&](const char* name, std::uint64_t v) {
+    if (v != 0) stack[name] = v;
+  });
+  out["netstack"] = std::move(stack);
+  const auto& d = dns_.counters();
+  out["dns"] = {{"queries", d.queries},          {"responses", d.responses},
+                {"answered_a", d.answered_a},    {"nodata", d.nodata},
+                {"refused_policy", d.refused_policy}, {"refused_ip_literal", d.refused_ip_literal},
+                {"refused_ptr", d.refused_ptr},  {"refused_other", d.refused_other},
+                {"formerr", d.formerr},          {"notimp", d.notimp},
+                {"badvers", d.badvers},          {"servfail_exhausted", d.servfail_exhausted},
+                {"truncated", d.truncated},      {"dropped_short", d.dropped_short},
+                {"dropped_response", d.dropped_response}, {"dropped_oversize", d.dropped_oversize},
+                {"events_dropped", d.events_dropped}};
+  const auto& l = link_.counters();
+  out["link"] = {{"connections", l.connections},       {"replaced", l.replaced},
+                 {"disconnects", l.disconnects},       {"framing_errors", l.framing_errors},
+                 {"frames_in", l.frames_in},           {"frames_out", l.frames_out},
+                 {"dropped_no_link", l.dropped_no_link}, {"dropped_queue_full", l.dropped_queue_full}};
+  const auto& r = resolver_.counters();
+  out["resolver"] = {{"lookups", r.lookups}, {"overrides", r.overrides}, {"answered", r.answered},
+                     {"failed", r.failed},   {"timeouts", r.timeouts}};
+  const auto& u = dialer_.counters();
+  out["dialer"] = {{"dials", u.dials},   {"connected", u.connected}, {"refused", u.refused},
+                   {"failed", u.failed}, {"cancelled", u.cancelled}, {"queued", u.queued}};
+  const auto& c = counters_;
+  out["flows"] = {{"requested", c.flows_requested},     {"admitted", c.flows_admitted},
+                  {"refused", c.flows_refused},         {"refused_cap", c.flows_refused_cap},
+                  {"unknown_synthetic", c.flows_unknown_synthetic}, {"gateway_refused", c.gateway_refused},
+                  {"dns_tcp", c.dns_tcp_flows},         {"dns_events_lost", c.dns_events_lost}};
+  out["mitm"] = context_->counters_json();
+  return out;
 }
 
 void NetworkEngine::log(std::string_view line) const {
@@ -344,4 +356,4 @@ void NetworkEngine::log(std::string_view line) const {
   std::fprintf(stderr, "network: %.*s\n", static_cast<int>(line.size()), line.data());
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::guest

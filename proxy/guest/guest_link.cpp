@@ -1,5 +1,5 @@
 // The QEMU stream link; see guest_link.hpp for the theory of operation.
-#include "proxy/relay/guest_link.hpp"
+#include "proxy/guest/guest_link.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 
 #include "proxy/netstack/link.hpp"
 
-namespace airlock::relay {
+namespace airlock::guest {
 
 using local = asio::local::stream_protocol;
 
@@ -161,4 +161,4 @@ void GuestLink::log(std::string_view line) const {
   if (handlers_.log) handlers_.log(line);
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::guest

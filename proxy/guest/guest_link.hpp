@@ -27,7 +27,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
-namespace airlock::relay {
+namespace airlock::guest {
 
 namespace asio = boost::asio;
 
@@ -98,4 +98,4 @@ class GuestLink {
   Counters counters_;
 };
 
-}  // namespace airlock::relay
+}  // namespace airlock::guest

@@ -254,16 +254,18 @@ void TcpTerminator::on_segment(const Ipv4View& packet, TimePoint now) {
 }
 
 void TcpTerminator::on_new_syn(const FlowKey& key, const TcpView& seg, TimePoint now) {
-  auto refuse = [&](std::uint64_t& counter) {
+  auto refuse = [&](std::uint64_t& counter, std::string_view reason) {
     ++counter;
     Tcb probe;  // just enough state to address the RST
     probe.key = key;
     probe.rcv_nxt = seg.seq + 1;
     send_segment(probe, 0, tcp_flag::rst | tcp_flag::ack);
+    ctx_.events.push_back(FlowRefused{key, reason});
   };
-  if (flows_.size() >= ctx_.config.max_flows) return refuse(ctx_.counters.dropped_tcp_flow_cap);
-  if (pending_count() >= ctx_.config.max_pending_flows) return refuse(ctx_.counters.dropped_tcp_pending_cap);
-  if (buffered_ >= ctx_.config.max_buffered_bytes) return refuse(ctx_.counters.dropped_tcp_buffer_cap);
+  if (flows_.size() >= ctx_.config.max_flows) return refuse(ctx_.counters.dropped_tcp_flow_cap, "flow_cap");
+  if (pending_count() >= ctx_.config.max_pending_flows)
+    return refuse(ctx_.counters.dropped_tcp_pending_cap, "pending_cap");
+  if (buffered_ >= ctx_.config.max_buffered_bytes) return refuse(ctx_.counters.dropped_tcp_buffer_cap, "buffer_cap");
   const FlowId id = next_id_++;
   Tcb& tcb = flows_[id];
   tcb.id = id;

@@ -170,6 +170,9 @@ struct FlowReadable { FlowId id; };     // the receive buffer went from empty to
 struct FlowWritable { FlowId id; };     // send() had refused bytes; space is free again
 struct FlowReadClosed { FlowId id; };   // the guest sent FIN; read() drains what is left
 struct FlowReset { FlowId id; };        // the guest sent RST; FlowClosed follows
+// A SYN refused before any flow existed (a cap was hit): answered with RST, reported so
+// the attempt has its record. reason: flow_cap, pending_cap, buffer_cap.
+struct FlowRefused { FlowKey key; std::string_view reason; };
 struct FlowClosed {
   FlowId id;
   std::uint64_t bytes_in;   // guest -> host payload accepted
@@ -178,6 +181,6 @@ struct FlowClosed {
                             // retransmit_timeout, zero_window_timeout, idle_timeout
 };
 using Event = std::variant<FlowRequested, FlowReadable, FlowWritable, FlowReadClosed, FlowReset,
-                           FlowClosed>;
+                           FlowClosed, FlowRefused>;
 
 }  // namespace airlock::netstack

@@ -1,48 +1,59 @@
 // The standalone explicit proxy; see explicit_proxy.hpp.
-#include "proxy/relay/explicit_proxy.hpp"
+#include "proxy/standalone/explicit_proxy.hpp"
 
 #include <variant>
 
-#include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 
 #include "policy/url.hpp"
+#include "proxy/flow/driver.hpp"
+#include "proxy/flow/stream.hpp"
 #include "proxy/http/request_parser.hpp"
 #include "proxy/http/serialize.hpp"
-#include "proxy/mitm/http_pipeline.hpp"
-#include "proxy/relay/dialer.hpp"
-#include "proxy/relay/mitm_flow.hpp"
-#include "proxy/relay/socket_flow.hpp"
+#include "proxy/mitm/http_layer.hpp"
+#include "proxy/standalone/socket_flow.hpp"
 
-namespace airlock::relay {
+namespace airlock::standalone {
 
 class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(ExplicitProxy& proxy, asio::ip::tcp::socket socket)
-      : proxy_(proxy), alive_(proxy.alive_), socket_(std::move(socket)), timer_(proxy.io_),
-        chunk_(16 * 1024) {}
+      : proxy_(proxy), alive_(proxy.alive_), stream_(flow::ByteStream::create(std::move(socket))),
+        timer_(proxy.io_), started_(std::chrono::steady_clock::now()) {}
 
   void start() {
+    std::weak_ptr<Connection> weak = weak_from_this();
     timer_.expires_after(proxy_.config_.head_timeout);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec || self->handed_off_) return;
-      boost::system::error_code ignored;
-      self->socket_.close(ignored);
+    timer_.async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->done_) return;
+      self->done_ = true;
+      self->record("", 0, "head_timeout", "", "no request head within the time allowed");
+      self->stream_->reset();
     });
-    read();
+    stream_->set_handlers(flow::ByteStream::Handlers{
+        [self = shared_from_this()](std::span<const std::uint8_t> data) {
+          if (self->done_ || self->alive_.expired()) return;
+          self->buffer_.insert(self->buffer_.end(), data.begin(), data.end());
+          self->parse();
+        },
+        [self = shared_from_this()] { self->gone("closed"); },
+        [self = shared_from_this()](const boost::system::error_code&) { self->gone("reset_by_guest"); },
+        nullptr});
+    stream_->read(true);
   }
 
  private:
-  void read() {
-    socket_.async_read_some(asio::buffer(chunk_), [self = shared_from_this()](
-                                                      const boost::system::error_code& ec,
-                                                      std::size_t n) {
-      if (ec || self->alive_.expired()) return;
-      self->buffer_.insert(self->buffer_.end(), self->chunk_.begin(),
-                           self->chunk_.begin() + static_cast<std::ptrdiff_t>(n));
-      self->parse();
-    });
+  void gone(std::string_view how) {
+    if (done_) return;
+    done_ = true;
+    timer_.cancel();
+    audit::Flow r = base("", 0);
+    r.close_reason = std::string(how);
+    r.request_bytes = buffer_.size();
+    emit(std::move(r));
+    stream_->close();
+    stream_->set_handlers({});
   }
 
   void parse() {
@@ -59,12 +70,10 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
         return;
       }
     }
-    read();
   }
 
   void on_head(http::RequestHead head) {
-    std::string authority;
-    bool tunnel = head.method == "CONNECT";
+    const bool tunnel = head.method == "CONNECT";
     std::optional<policy::Host> host;
     std::uint16_t port = 0;
     if (tunnel) {
@@ -74,120 +83,97 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
       port = parsed->second;
     } else {
       auto url = policy::parse_url(head.target);
-      if (!url || url->scheme != "http")
-        return bad("an explicit proxy takes CONNECT or an absolute http:// URL");
+      if (!url || url->scheme != "http") return bad("an explicit proxy takes CONNECT or an absolute http:// URL");
       host = url->host;
       port = url->port;
     }
     const std::string host_text = host->to_string();
-    policy::Decision decision = proxy_.evaluator_.evaluate(*host, port);
-    if (!decision.allowed) {
+    policy::Admission admission = proxy_.context_->policy().admit(*host, port);
+    if (!admission.admitted()) {
       ++proxy_.counters_.refused;
-      emit_refusal(host_text, port, decision.reason, decision.rule, "");
-      reply(403, "Forbidden", mitm::refusal_body(decision.reason, host_text));
+      record(host_text, port, std::string(admission.reason), admission.rule.to_string(), "");
+      reply(403, "Forbidden", mitm::refusal_body(admission.reason, host_text));
       return;
     }
-    const std::string rule = decision.rule;
-    std::weak_ptr<bool> alive = alive_;
-    dial_ = Dial::start(
-        proxy_.io_, proxy_.resolver_, proxy_.evaluator_, *host, port, proxy_.config_.connect_timeout,
-        [self = shared_from_this(), alive, host = *host, port, rule, tunnel](DialResult result) {
-          if (alive.expired()) return;
-          self->on_dialled(host, port, rule, tunnel, std::move(result));
-        });
-  }
-
-  void on_dialled(const policy::Host& host, std::uint16_t port, const std::string& rule, bool tunnel,
-                  DialResult result) {
-    const std::string host_text = host.to_string();
-    if (!result.connected()) {
-      const bool refused = result.reason == dial_reason::private_address;
-      ++(refused ? proxy_.counters_.refused : proxy_.counters_.failed);
-      emit_refusal(host_text, port, result.reason, result.rule.empty() ? rule : result.rule,
-                   result.detail);
-      if (refused)
-        reply(403, "Forbidden", mitm::refusal_body(result.reason, host_text));
-      else
-        reply(502, "Bad Gateway", mitm::refusal_body(result.reason, host_text));
-      return;
-    }
-    handed_off_ = true;
+    done_ = true;
     timer_.cancel();
-    mitm::FlowTarget target;
-    target.host = host;
-    target.port = port;
-    target.rule = rule;
-    EventSink sink = proxy_.sink_;
-    auto handler = std::make_shared<MitmFlow>(
-        proxy_.io_, proxy_.context_, std::move(target), rule_names_port(rule),
-        std::move(*result.socket), [sink](nlohmann::json data) {
-          if (sink) sink(AuditEvent{"network", std::move(data)});
-        });
-    handler->report_close(true);
     std::vector<std::uint8_t> rest;
     if (tunnel) {
       rest.assign(buffer_.begin() + static_cast<std::ptrdiff_t>(parsed_), buffer_.end());
       const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
-      boost::system::error_code ec;
-      asio::write(socket_, asio::buffer(ok), ec);  // tiny; the socket is writable
-      if (ec) return;
+      stream_->write(std::vector<std::uint8_t>(ok.begin(), ok.end()));
     } else {
       rest = std::move(buffer_);  // the request itself goes through the flow
     }
-    auto flow = std::make_shared<SocketGuestFlow>(std::move(socket_), std::move(rest));
-    flow->start(std::move(handler));
+    EventSink sink = proxy_.sink_;
+    auto driver = std::make_shared<flow::FlowDriver>(proxy_.io_, proxy_.context_, std::move(*admission.grant),
+                                                     proxy_.dialer_, [sink](audit::Event e) {
+                                                       if (sink) sink(std::move(e));
+                                                     });
+    auto guest = std::make_shared<SocketGuestFlow>(stream_, std::move(rest));
+    stream_.reset();
+    guest->start(std::move(driver));
   }
 
   void bad(const std::string& why) {
     ++proxy_.counters_.bad_requests;
-    emit_refusal("", 0, mitm::reason::bad_request, "", why);
+    record("", 0, std::string(mitm::reason::bad_request), "", why);
     reply(400, "Bad Request", mitm::refusal_body(mitm::reason::bad_request, ""));
   }
 
-  void emit_refusal(const std::string& host, std::uint16_t port, std::string_view why,
-                    const std::string& rule, const std::string& detail) {
-    nlohmann::json data = {{"kind", "flow"},       {"protocol", "proxy"}, {"host", host},
-                           {"port", port},         {"blocked", true},
-                           {"block_reason", std::string(why)}, {"rule", rule}};
-    if (!detail.empty()) data["detail"] = detail;
-    if (proxy_.sink_) proxy_.sink_(AuditEvent{"network", std::move(data)});
+  audit::Flow base(const std::string& host, std::uint16_t port) const {
+    audit::Flow r;
+    r.protocol = "proxy";
+    r.host = host;
+    r.port = port;
+    r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                          started_).count();
+    return r;
+  }
+
+  void record(const std::string& host, std::uint16_t port, std::string why, std::string rule, std::string detail) {
+    audit::Flow r = base(host, port);
+    r.blocked = true;
+    r.block_reason = std::move(why);
+    r.rule = std::move(rule);
+    r.detail = std::move(detail);
+    r.close_reason = "refused";
+    r.request_bytes = buffer_.size();
+    emit(std::move(r));
+  }
+
+  void emit(audit::Event e) {
+    if (proxy_.sink_ && !alive_.expired()) proxy_.sink_(std::move(e));
   }
 
   void reply(int status, std::string_view phrase, const nlohmann::json& body) {
-    handed_off_ = true;
+    done_ = true;
     timer_.cancel();
-    response_ = http::error_response(status, phrase, body, true);
-    asio::async_write(socket_, asio::buffer(response_),
-                      [self = shared_from_this()](const boost::system::error_code&, std::size_t) {
-                        boost::system::error_code ignored;
-                        self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-                        self->socket_.close(ignored);
-                      });
+    const std::string response = http::error_response(status, phrase, body, true);
+    stream_->set_handlers({});
+    stream_->write(std::vector<std::uint8_t>(response.begin(), response.end()));
+    stream_->close();
   }
 
   ExplicitProxy& proxy_;
   std::weak_ptr<bool> alive_;
-  asio::ip::tcp::socket socket_;
+  std::shared_ptr<flow::ByteStream> stream_;
   asio::steady_timer timer_;
-  std::vector<std::uint8_t> chunk_;
+  std::chrono::steady_clock::time_point started_;
   std::vector<std::uint8_t> buffer_;
   std::size_t parsed_ = 0;
   http::RequestParser parser_;
-  std::shared_ptr<Dial> dial_;
-  std::string response_;
-  bool handed_off_ = false;
+  bool done_ = false;
 };
 
-ExplicitProxy::ExplicitProxy(asio::io_context& io, const policy::Policy& policy,
-                             std::shared_ptr<mitm::MitmContext> context, Config config,
+ExplicitProxy::ExplicitProxy(asio::io_context& io, std::shared_ptr<mitm::MitmContext> context, Config config,
                              EventSink sink)
     : io_(io),
-      network_(policy.network),
-      evaluator_(network_),
       context_(std::move(context)),
       config_(std::move(config)),
       sink_(std::move(sink)),
-      resolver_(io, network_, config_.resolver),
+      resolver_(io, context_->policy().network(), config_.resolver),
+      dialer_(io, resolver_, context_->policy(), config_.dialer),
       acceptor_(io) {}
 
 ExplicitProxy::~ExplicitProxy() { alive_.reset(); }
@@ -201,8 +187,8 @@ void ExplicitProxy::start() {
 }
 
 void ExplicitProxy::accept() {
-  acceptor_.async_accept([this, alive = std::weak_ptr<bool>(alive_)](
-                             const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
+  acceptor_.async_accept([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec,
+                                                                   asio::ip::tcp::socket socket) {
     if (alive.expired()) return;
     if (!ec) {
       ++counters_.connections;
@@ -212,4 +198,4 @@ void ExplicitProxy::accept() {
   });
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::standalone

@@ -1,12 +1,12 @@
 // Resolve, check, connect; see dialer.hpp for the theory of operation.
-#include "proxy/relay/dialer.hpp"
+#include "proxy/upstream/dialer.hpp"
 
 #include <algorithm>
 #include <utility>
 
 #include <boost/asio/post.hpp>
 
-namespace airlock::relay {
+namespace airlock::upstream {
 
 asio::ip::address to_asio(const policy::IpAddress& address) {
   if (address.is_v4()) return asio::ip::address_v4(address.v4_value());
@@ -15,39 +15,72 @@ asio::ip::address to_asio(const policy::IpAddress& address) {
   return asio::ip::address_v6(bytes);
 }
 
-Dial::Dial(asio::io_context& io, const policy::Evaluator& evaluator, policy::Host host,
-           std::uint16_t port, std::chrono::milliseconds connect_timeout, Callback callback)
-    : io_(io),
-      evaluator_(evaluator),
-      host_(std::move(host)),
-      port_(port),
-      timeout_(connect_timeout),
-      callback_(std::move(callback)),
-      socket_(io),
-      deadline_(io) {}
+Dialer::Dialer(asio::io_context& io, Resolver& resolver, const policy::PolicyEngine& policy, Config config)
+    : io_(io), resolver_(resolver), policy_(policy), config_(config) {}
 
-std::shared_ptr<Dial> Dial::start(asio::io_context& io, Resolver& resolver,
-                                  const policy::Evaluator& evaluator, policy::Host host,
-                                  std::uint16_t port, std::chrono::milliseconds connect_timeout,
-                                  Callback callback) {
-  auto dial = std::make_shared<Dial>(io, evaluator, std::move(host), port, connect_timeout,
-                                     std::move(callback));
-  if (dial->host_.is_ip()) {
-    // Always asynchronous, like a lookup: the callback never runs inside start().
-    asio::post(io, [dial] {
-      if (!dial->done_) dial->on_addresses({dial->host_.ip()});
+std::shared_ptr<Dial> Dialer::dial(policy::Host host, std::uint16_t port, Dial::Callback callback) {
+  ++counters_.dials;
+  auto dial = std::make_shared<Dial>(*this, std::move(host), port, std::move(callback));
+  if (running_ < config_.max_concurrent) {
+    ++running_;
+    dial->started_ = true;
+    // Always asynchronous: the callback never runs inside dial().
+    asio::post(io_, [dial] {
+      if (!dial->done_) dial->begin();
     });
   } else {
-    resolver.resolve(dial->host_.name(), [dial](ResolveResult result) {
-      if (dial->done_) return;
-      if (!result.ok()) {
-        dial->finish(DialResult{dial_reason::dns_failed, "", std::nullopt, result.error, {}});
-        return;
-      }
-      dial->on_addresses(result.addresses);
-    });
+    ++counters_.queued;
+    waiting_.push_back(dial);
   }
   return dial;
+}
+
+void Dialer::release(Dial& dial) {
+  if (!dial.started_) return;
+  dial.started_ = false;
+  --running_;
+  start_waiting();
+}
+
+void Dialer::start_waiting() {
+  while (running_ < config_.max_concurrent && !waiting_.empty()) {
+    auto dial = waiting_.front().lock();
+    waiting_.pop_front();
+    if (!dial || dial->done_) continue;
+    ++running_;
+    dial->started_ = true;
+    asio::post(io_, [dial] {
+      if (!dial->done_) dial->begin();
+    });
+  }
+}
+
+Dial::Dial(Dialer& dialer, policy::Host host, std::uint16_t port, Callback callback)
+    : dialer_(dialer), host_(std::move(host)), port_(port), callback_(std::move(callback)),
+      socket_(dialer.io_), deadline_(dialer.io_) {}
+
+void Dial::begin() {
+  // The deadline covers resolution and connects, from now.
+  deadline_.expires_after(dialer_.config_.connect_timeout);
+  deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->done_) return;
+    self->timed_out_ = true;
+    boost::system::error_code ignored;
+    self->socket_.close(ignored);  // a pending connect completes with operation_aborted
+    self->finish(DialResult{dial_reason::connect_timeout, "", std::nullopt, "timed out", {}});
+  });
+  if (host_.is_ip()) {
+    on_addresses({host_.ip()});
+    return;
+  }
+  dialer_.resolver_.resolve(host_.name(), [self = shared_from_this()](ResolveResult result) {
+    if (self->done_) return;
+    if (!result.ok()) {
+      self->finish(DialResult{dial_reason::dns_failed, "", std::nullopt, result.error, {}});
+      return;
+    }
+    self->on_addresses(result.addresses);
+  });
 }
 
 void Dial::cancel() {
@@ -57,12 +90,14 @@ void Dial::cancel() {
   deadline_.cancel();
   boost::system::error_code ec;
   socket_.close(ec);
+  ++dialer_.counters_.cancelled;
+  dialer_.release(*this);
 }
 
 void Dial::on_addresses(const std::vector<policy::IpAddress>& addresses) {
   std::optional<policy::Decision> refusal;
   for (const auto& address : addresses) {
-    policy::Decision decision = evaluator_.check_address(host_, address);
+    policy::Decision decision = dialer_.policy_.check_address(host_, address);
     if (decision.allowed)
       candidates_.push_back(address);
     else if (!refusal)
@@ -75,19 +110,12 @@ void Dial::on_addresses(const std::vector<policy::IpAddress>& addresses) {
   if (candidates_.empty()) {
     DialResult result{dial_reason::private_address, "", std::nullopt, "", {}};
     if (refusal) {
-      result.rule = refusal->rule;
+      result.rule = refusal->rule.to_string();
       result.address = refusal->address;
     }
     finish(std::move(result));
     return;
   }
-  deadline_.expires_after(timeout_);
-  deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec || self->done_) return;
-    self->timed_out_ = true;
-    boost::system::error_code ignored;
-    self->socket_.close(ignored);  // the pending connect completes with operation_aborted
-  });
   connect_next();
 }
 
@@ -95,18 +123,13 @@ void Dial::connect_next() {
   const policy::IpAddress& address = candidates_[next_];
   boost::system::error_code ec;
   socket_.close(ec);
-  socket_ = asio::ip::tcp::socket(io_);
+  socket_ = asio::ip::tcp::socket(dialer_.io_);
   socket_.async_connect(
       asio::ip::tcp::endpoint(to_asio(address), port_),
       [self = shared_from_this()](const boost::system::error_code& error) {
         if (self->done_) return;
         const policy::IpAddress& tried = self->candidates_[self->next_];
-        if (self->timed_out_) {
-          self->finish(DialResult{dial_reason::connect_timeout, "", tried, "timed out", {}});
-          return;
-        }
         if (!error) {
-          self->deadline_.cancel();
           DialResult result{dial_reason::connected, "", tried, "", {}};
           result.socket.emplace(std::move(self->socket_));
           self->finish(std::move(result));
@@ -117,8 +140,7 @@ void Dial::connect_next() {
           self->connect_next();
           return;
         }
-        self->finish(DialResult{dial_reason::connect_failed, "", self->candidates_.front(),
-                                self->last_error_, {}});
+        self->finish(DialResult{dial_reason::connect_failed, "", self->candidates_.front(), self->last_error_, {}});
       });
 }
 
@@ -126,9 +148,13 @@ void Dial::finish(DialResult result) {
   if (done_) return;
   done_ = true;
   deadline_.cancel();
+  if (result.connected()) ++dialer_.counters_.connected;
+  else if (result.reason == dial_reason::private_address) ++dialer_.counters_.refused;
+  else ++dialer_.counters_.failed;
+  dialer_.release(*this);
   auto callback = std::move(callback_);
   callback_ = nullptr;
   if (callback) callback(std::move(result));
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::upstream

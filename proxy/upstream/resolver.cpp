@@ -1,5 +1,5 @@
 // c-ares driven by Asio; see resolver.hpp for the theory of operation.
-#include "proxy/relay/resolver.hpp"
+#include "proxy/upstream/resolver.hpp"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -15,7 +15,7 @@
 
 #include <boost/asio/post.hpp>
 
-namespace airlock::relay {
+namespace airlock::upstream {
 
 struct Resolver::Watch {
   Watch(asio::io_context& io, int fd_) : fd(fd_), descriptor(io) {}
@@ -253,4 +253,4 @@ void Resolver::update_timer() {
   });
 }
 
-}  // namespace airlock::relay
+}  // namespace airlock::upstream

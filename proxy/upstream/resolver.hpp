@@ -39,7 +39,7 @@
 struct ares_channeldata;
 struct ares_addrinfo;
 
-namespace airlock::relay {
+namespace airlock::upstream {
 
 namespace asio = boost::asio;
 
@@ -106,4 +106,4 @@ class Resolver {
   Counters counters_;
 };
 
-}  // namespace airlock::relay
+}  // namespace airlock::upstream

@@ -17,7 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/mitm/context.hpp"
-#include "proxy/relay/explicit_proxy.hpp"
+#include "policy/engine.hpp"
+#include "proxy/standalone/explicit_proxy.hpp"
 #include "runtime/cli/commands.hpp"
 #include "runtime/vm/audit_log.hpp"
 #include "runtime/vm/vm_store.hpp"
@@ -65,7 +66,12 @@ int run_proxy(const ProxyArgs& args) {
   }
   mitm::MitmContext::Options options;
   options.ca_common_name = "airlock proxy CA";
-  auto context = mitm::MitmContext::create(policy.network, options);
+  auto engine = policy::PolicyEngine::create(policy.network);
+  if (!engine) {
+    std::cerr << "airlock: " << engine.error() << "\n";
+    return kExitRuntime;
+  }
+  auto context = mitm::MitmContext::create(*engine, options);
   if (!context) {
     std::cerr << "airlock: " << context.error() << "\n";
     return kExitRuntime;
@@ -83,16 +89,15 @@ int run_proxy(const ProxyArgs& args) {
     out = &file;
   }
   std::uint64_t seq = 0;
-  auto sink = [&](relay::AuditEvent event) {
-    nlohmann::json body = {{"type", event.type}, {event.type, std::move(event.data)}};
-    *out << runtime::make_audit_line(++seq, runtime::unix_millis(), "proxy", body) << "\n";
+  auto sink = [&](audit::Event event) {
+    *out << audit::to_line(event, ++seq, runtime::unix_millis(), "proxy") << "\n";
     out->flush();
   };
 
   boost::asio::io_context io;
-  relay::ExplicitProxy::Config config;
+  standalone::ExplicitProxy::Config config;
   config.listen = *listen;
-  relay::ExplicitProxy proxy(io, policy, *context, config, sink);
+  standalone::ExplicitProxy proxy(io, *context, config, sink);
   try {
     proxy.start();
   } catch (const std::exception& e) {
@@ -110,7 +115,7 @@ int run_proxy(const ProxyArgs& args) {
   const auto bound = proxy.local_endpoint();
   std::cerr << "airlock proxy: listening on " << bound.address().to_string() << ":" << bound.port()
             << (args.ca_out.empty() ? "" : ", CA certificate in " + args.ca_out) << "\n";
-  for (const auto& [name, placeholder] : (*context)->secrets().guest_env())
+  for (const auto& [name, placeholder] : (*context)->policy().secrets().guest_env())
     std::cerr << "airlock proxy: secret " << name << " placeholder " << placeholder << "\n";
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -70,6 +70,14 @@ std::string AuditLog::append(const nlohmann::json& body, std::int64_t timestamp_
   return line;
 }
 
+std::string AuditLog::append(const audit::Event& event, std::int64_t timestamp_ms) {
+  if (file_ == nullptr) return "";
+  const std::string line = audit::to_line(event, seq_ + 1, timestamp_ms, vm_id_);
+  if (std::fprintf(file_, "%s\n", line.c_str()) < 0 || std::fflush(file_) != 0) return "";
+  ++seq_;
+  return line;
+}
+
 std::string AuditLog::lifecycle(const std::string& event, nlohmann::json extra,
                                 std::int64_t timestamp_ms) {
   nlohmann::json detail = extra.is_object() ? std::move(extra) : nlohmann::json::object();

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/events.hpp"
+
 namespace airlock::runtime {
 
 // The JSON line (without newline) for one event body {"type":..., "<type>":{...}}.
@@ -36,6 +38,8 @@ class AuditLog {
   // Appends one event and flushes; returns the line written (without newline), or ""
   // if the write failed.
   std::string append(const nlohmann::json& body, std::int64_t timestamp_ms);
+  // The same for a typed event (audit/events.hpp), serialised by its one serializer.
+  std::string append(const audit::Event& event, std::int64_t timestamp_ms);
   // Convenience for lifecycle events: {"type":"lifecycle","lifecycle":{"event":E,...extra}}.
   std::string lifecycle(const std::string& event, nlohmann::json extra, std::int64_t timestamp_ms);
 

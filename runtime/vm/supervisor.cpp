@@ -24,8 +24,8 @@
 
 #include "protocol/frame.hpp"
 #include "proxy/mitm/context.hpp"
-#include "proxy/relay/engine.hpp"
-#include "proxy/relay/mitm_flow.hpp"
+#include "policy/engine.hpp"
+#include "proxy/guest/engine.hpp"
 #include "runtime/vm/audit_log.hpp"
 #include "runtime/vm/host_tsc.hpp"
 #include "runtime/vm/process.hpp"
@@ -109,6 +109,8 @@ class Supervisor {
   void report_ready(const nlohmann::json& report);
   void write_state();
   void emit_audit(const nlohmann::json& body);
+  void emit_event(const audit::Event& event);
+  void publish(const std::string& line);
   void on_signal(int signo);
   void on_qemu_exit(int status);
   void begin_stop();
@@ -159,7 +161,7 @@ class Supervisor {
   std::vector<std::pair<ClientId, std::uint32_t>> event_followers_;
   std::vector<std::pair<ClientId, std::uint32_t>> stop_waiters_;
 
-  std::unique_ptr<relay::NetworkEngine> network_;
+  std::unique_ptr<guest::NetworkEngine> network_;
   std::shared_ptr<mitm::MitmContext> mitm_;
   nlohmann::json boot_report_;       // held until the guest trusts the CA
   bool awaiting_trust_ = false;
@@ -185,8 +187,11 @@ void Supervisor::write_state() {
   if (!write_vm_state(kState, state_)) log_line("can't write state.json");
 }
 
-void Supervisor::emit_audit(const nlohmann::json& body) {
-  const std::string line = audit_.append(body, unix_millis());
+void Supervisor::emit_audit(const nlohmann::json& body) { publish(audit_.append(body, unix_millis())); }
+
+void Supervisor::emit_event(const audit::Event& event) { publish(audit_.append(event, unix_millis())); }
+
+void Supervisor::publish(const std::string& line) {
   if (line.empty()) {
     log_line("can't append to events.jsonl");
     return;
@@ -302,16 +307,20 @@ bool Supervisor::prepare() {
 // Listens on net.sock for QEMU's -netdev stream before QEMU starts (QEMU 7.2 connects
 // once, at start-up) and gives the guest its addressing on the kernel command line.
 bool Supervisor::start_network(MachineConfig& machine) {
-  relay::EngineConfig net;
+  guest::EngineConfig net;
   net.socket_path = kNetSock;
   std::random_device random;
   net.net.isn_seed = (std::uint64_t{random()} << 32) | random();
-  net.net.max_pending_flows = 256;  // SYNs wait while their upstream is dialled
   net.log = [](std::string_view line) { log_line("network: " + std::string(line)); };
   ::unlink(kNetSock);
   mitm::MitmContext::Options options;
   options.ca_common_name = "airlock VM CA " + config_.id;
-  auto context = mitm::MitmContext::create(config_.network->network, options);
+  auto engine = policy::PolicyEngine::create(config_.network->network);
+  if (!engine) {
+    fail("can't set up the network policy: " + engine.error());
+    return false;
+  }
+  auto context = mitm::MitmContext::create(*engine, options);
   if (!context) {
     fail("can't set up the network policy: " + context.error());
     return false;
@@ -321,11 +330,10 @@ bool Supervisor::start_network(MachineConfig& machine) {
   for (auto& [k, v] : mitm_->guest_env()) env[k] = v;
   router_.set_base_env(std::move(env));
   try {
-    relay::EventSink sink = [this](relay::AuditEvent event) {
-      emit_audit({{"type", event.type}, {event.type, std::move(event.data)}});
+    guest::EventSink sink = [this](audit::Event event) {
+      emit_event(event);
     };
-    network_ = std::make_unique<relay::NetworkEngine>(io_, *config_.network, net, sink);
-    network_->set_handler_factory(relay::mitm_handler_factory(io_, mitm_, sink));
+    network_ = std::make_unique<guest::NetworkEngine>(io_, mitm_, net, sink);
     network_->start();
   } catch (const std::exception& e) {
     fail(std::string("can't set up the guest network: ") + e.what());
@@ -397,11 +405,7 @@ void Supervisor::on_qemu_exit(int status) {
   nlohmann::json stopped = {{"event", "stopped"}, {"qemu_exit_code", code}, {"requested", stopping_}};
   if (network_) {
     // What the guest's network did, drops by reason included: nothing is dropped silently.
-    nlohmann::json counters = nlohmann::json::object();
-    netstack::for_each_counter(network_->stack_counters(), [&](const char* name, std::uint64_t v) {
-      if (v != 0) counters[name] = v;
-    });
-    stopped["network_counters"] = counters;
+    stopped["network_counters"] = network_->counters_json();
   }
   emit_audit({{"type", "lifecycle"}, {"lifecycle", stopped}});
   if (state_.status != "failed") state_.status = "stopped";

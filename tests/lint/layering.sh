@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Layering check (docs/DESIGN.md): pure components never include Asio, sockets or
+# Layering check (docs/architecture.md): pure components never include Asio, sockets or
 # threads. Fails naming each offending line.
 set -u
 cd "$(dirname "$0")/../.."
-pure_dirs=(common policy certs protocol proxy/netstack proxy/dns proxy/tls proxy/http proxy/mitm)
+pure_dirs=(common audit policy certs protocol proxy/netstack proxy/dns proxy/tls proxy/http proxy/http2 proxy/mitm)
 pattern='#include *[<"](boost/asio|sys/socket\.h|netinet/in\.h|netdb\.h|thread>|ares\.h)'
 status=0
 for dir in "${pure_dirs[@]}"; do

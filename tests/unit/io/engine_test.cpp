@@ -1,8 +1,9 @@
 // NetworkEngine end to end on loopback: the test plays QEMU and the guest, speaking
-// length-prefixed Ethernet frames to the engine's Unix socket, and runs a TCP echo
-// server on 127.0.0.1 as "the internet". Refusals are checked to dial nothing: the echo
-// server counts its connections, and no test ever names a non-loopback address that the
-// policy would let through.
+// length-prefixed Ethernet frames to the engine's Unix socket, and runs TCP servers on
+// 127.0.0.1 as "the internet". Every admitted flow goes through the MITM's layers, so the
+// byte-level tests use opaque tunnels (rules naming host:port) with non-HTTP payloads.
+// Refusals are checked to dial nothing: the servers count their connections, and no
+// test ever names a non-loopback address that the policy would let through.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -22,14 +23,17 @@
 #include "policy/policy.hpp"
 #include "proxy/netstack/link.hpp"
 #include "proxy/netstack/views.hpp"
-#include "proxy/relay/engine.hpp"
+#include "policy/engine.hpp"
+#include "proxy/guest/engine.hpp"
 #include "tests/unit/dns/query_builder.hpp"
 #include "tests/unit/netstack/guest_sim.hpp"
 
 namespace asio = boost::asio;
 namespace policy = airlock::policy;
 namespace netstack = airlock::netstack;
-using namespace airlock::relay;
+using namespace airlock::guest;
+namespace audit = airlock::audit;
+namespace mitm = airlock::mitm;
 using namespace std::chrono_literals;
 using netstack::test::TcpOut;
 namespace tcp_flag = netstack::tcp_flag;
@@ -54,7 +58,7 @@ policy::IpAddress ip(const char* text) {
 
 std::string temp_socket_path() {
   static std::atomic<int> n{0};
-  return "/tmp/airlock-relay-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) +
+  return "/tmp/airlock-io-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) +
          ".sock";
 }
 
@@ -234,29 +238,48 @@ class WireGuest {
   std::uint16_t ip_id_ = 1;
 };
 
-// Engine, echo server and guest on one io_context, stepped by the test.
+// An audit event as the tests read it: its type and its object.
+struct AuditEvent {
+  std::string type;
+  nlohmann::json data;
+};
+
+// Engine, servers and guest on one io_context, stepped by the test. start() builds the
+// engine once the test's servers exist (the policy names their ports).
 struct Harness {
   asio::io_context io;
   EchoServer echo{io};
   policy::Policy policy;
   EngineConfig config;
   std::vector<AuditEvent> events;
+  std::shared_ptr<mitm::MitmContext> context;
   std::unique_ptr<NetworkEngine> engine;
   std::unique_ptr<WireGuest> guest;
 
-  explicit Harness(policy::NetworkPolicy network,
-                   const std::function<void(EngineConfig&)>& adjust = {}) {
+  Harness() = default;
+  explicit Harness(policy::NetworkPolicy network, const std::function<void(EngineConfig&)>& adjust = {}) {
+    start(std::move(network), adjust);
+  }
+  void start(policy::NetworkPolicy network, const std::function<void(EngineConfig&)>& adjust = {}) {
     policy.network = std::move(network);
     config.socket_path = temp_socket_path();
     config.net.isn_seed = 42;
     config.resolver.timeout = 1500ms;
     config.resolver.try_timeout = 300ms;
     config.resolver.tries = 1;
-    config.connect_timeout = 2000ms;
+    config.dialer.connect_timeout = 2000ms;
     config.log = [](std::string_view) {};
     if (adjust) adjust(config);
-    engine = std::make_unique<NetworkEngine>(io, policy, config,
-                                             [this](AuditEvent e) { events.push_back(std::move(e)); });
+    auto made = airlock::policy::PolicyEngine::create(policy.network);
+    REQUIRE(made.ok());
+    auto ctx = mitm::MitmContext::create(*made, {});
+    REQUIRE(ctx.ok());
+    context = *ctx;
+    engine = std::make_unique<NetworkEngine>(io, context, config, [this](audit::Event e) {
+      const std::string type(audit::type_of(e));
+      auto j = nlohmann::json::parse(audit::to_json(e).dump());
+      events.push_back(AuditEvent{type, j[type]});
+    });
     engine->start();
     guest = std::make_unique<WireGuest>(config.socket_path.string(), config.net);
     step_until([this] { return engine->link_counters().connections == 1; });
@@ -378,9 +401,14 @@ struct GuestTcp {
   }
 };
 
-policy::NetworkPolicy echo_policy() {
+// The test names, each allowed on exactly the given ports (host:port rules, so opaque
+// bytes may pass).
+policy::NetworkPolicy echo_policy(const std::vector<std::uint16_t>& ports) {
   policy::NetworkPolicy net;
-  net.allowed_hosts = patterns({"echo.test", "refused.test", "private.test"});
+  std::vector<std::string> rules;
+  for (const char* name : {"echo.test", "refused.test", "private.test"})
+    for (std::uint16_t port : ports) rules.push_back(std::string(name) + ":" + std::to_string(port));
+  net.allowed_hosts = patterns(rules);
   net.allow_private_hosts = patterns({"echo.test", "refused.test"});
   net.resolve = {{"echo.test", {ip("127.0.0.1")}},
                  {"private.test", {ip("127.0.0.1")}},
@@ -393,21 +421,27 @@ policy::NetworkPolicy echo_policy() {
 // settle first, then check that neither side saw a connection.
 void expect_no_upstream_connect(Harness& h) {
   h.settle(200ms);
-  CHECK(h.engine->counters().flows_connected == 0);
-  CHECK(h.engine->counters().flows_failed == 0);
+  CHECK(h.engine->dialer_counters().connected == 0);
+  CHECK(h.engine->dialer_counters().failed == 0);
   CHECK(h.echo.accepted == 0);
 }
 
+// The flow record for a host (there is exactly one per connection).
 std::optional<AuditEvent> network_event_for(const Harness& h, const std::string& host) {
-  for (const auto& e : h.events_of("network"))
-    if (e.data.value("host", "") == host) return e;
-  return std::nullopt;
+  std::optional<AuditEvent> found;
+  for (const auto& e : h.events_of("network")) {
+    if (e.data.value("kind", "") != "flow" || e.data.value("host", "") != host) continue;
+    CHECK_MESSAGE(!found, "two flow records for " << host);
+    found = e;
+  }
+  return found;
 }
 
 }  // namespace
 
-TEST_CASE("an allowed name: synthetic answer, connect, echo, half-close, event") {
-  Harness h(echo_policy());
+TEST_CASE("an allowed name: synthetic answer, accept, lazy dial, echo, half-close, one record") {
+  Harness h;
+  h.start(echo_policy({h.echo.port()}));
   const auto answer = h.ask("echo.test");
   const netstack::Ipv4Address synthetic = a_record(answer);
   CHECK((synthetic & 0xfffe0000u) == netstack::ipv4(198, 18, 0, 0));
@@ -421,17 +455,18 @@ TEST_CASE("an allowed name: synthetic answer, connect, echo, half-close, event")
   auto synack = conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); });
   REQUIRE(synack);
   CHECK(synack->has(tcp_flag::ack));
-  // The SYN-ACK came after the upstream connect: the kernel already holds the accepted
-  // connection, though the echo server's accept handler may run a few steps later on
-  // this shared io_context (and later still under ASan).
-  CHECK(h.step_until([&] { return h.echo.accepted == 1; }));
   conn.segment(tcp_flag::ack);
+  // Accepted at admission: nothing is dialled before the guest has something to send.
+  h.settle(100ms);
+  CHECK(h.echo.accepted == 0);
+  CHECK(h.engine->dialer_counters().dials == 0);
 
-  conn.segment(tcp_flag::ack | tcp_flag::psh, "hello relay");
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x01hello relay");
   REQUIRE(h.step_until([&] {
     conn.take();
-    return conn.received == "hello relay";
+    return conn.received == "\x01hello relay";
   }));
+  CHECK(h.echo.accepted == 1);
   conn.segment(tcp_flag::ack);
 
   conn.segment(tcp_flag::ack | tcp_flag::fin);  // upstream sees EOF, echoes its FIN back
@@ -443,30 +478,33 @@ TEST_CASE("an allowed name: synthetic answer, connect, echo, half-close, event")
 
   REQUIRE(h.step_until([&] { return network_event_for(h, "echo.test").has_value(); }));
   const auto event = *network_event_for(h, "echo.test");
+  CHECK(event.data["protocol"] == "opaque");
   CHECK(event.data["port"] == h.echo.port());
   CHECK(event.data["blocked"] == false);
-  CHECK(event.data["request_bytes"] == 11);
-  CHECK(event.data["response_bytes"] == 11);
-  CHECK(event.data["rule"] == "allowed_hosts: echo.test");
+  CHECK(event.data["request_bytes"] == 12);
+  CHECK(event.data["response_bytes"] == 12);
+  CHECK(event.data["rule"] == "allowed_hosts: echo.test:" + std::to_string(h.echo.port()));
   CHECK(event.data["address"] == "127.0.0.1");
   CHECK(event.data["close_reason"] == "closed");
   CHECK(event.data["duration_ms"].get<std::int64_t>() >= 0);
-  CHECK(h.engine->counters().flows_connected == 1);
+  CHECK(h.engine->counters().flows_admitted == 1);
+  CHECK(h.engine->dialer_counters().connected == 1);
   CHECK(h.engine->resolver_counters().overrides == 1);
   CHECK(h.engine->live_flows() == 0);
 }
 
 TEST_CASE("a guest reset closes the upstream socket with RST") {
-  Harness h(echo_policy());
+  Harness h;
+  h.start(echo_policy({h.echo.port()}));
   const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
   GuestTcp conn{h, synthetic, h.echo.port(), 40002};
   conn.segment(tcp_flag::syn);
   REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
   conn.segment(tcp_flag::ack);
-  conn.segment(tcp_flag::ack | tcp_flag::psh, "ping");
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x02ping");
   REQUIRE(h.step_until([&] {
     conn.take();
-    return conn.received == "ping";
+    return conn.received == "\x02ping";
   }));
   conn.segment(tcp_flag::rst);
   REQUIRE(h.step_until([&] { return h.echo.resets_seen == 1; }));
@@ -475,7 +513,7 @@ TEST_CASE("a guest reset closes the upstream socket with RST") {
 }
 
 TEST_CASE("a name the policy does not allow is REFUSED") {
-  Harness h(echo_policy());
+  Harness h(echo_policy({443}));
   const auto response = h.ask("elsewhere.example");
   CHECK(rcode_of(response) == 5);
   const auto dns_events = h.events_of("dns");
@@ -486,7 +524,7 @@ TEST_CASE("a name the policy does not allow is REFUSED") {
 }
 
 TEST_CASE("AAAA for an allowed name has no data") {
-  Harness h(echo_policy());
+  Harness h(echo_policy({443}));
   const auto response = h.ask("echo.test", 28);
   CHECK(rcode_of(response) == 0);
   CHECK(response[7] == 0);  // ANCOUNT 0
@@ -507,6 +545,7 @@ TEST_CASE("a literal private IP is reset at once and never dialled") {
     REQUIRE(event);
     CHECK(event->data["blocked"] == true);
     CHECK(event->data["block_reason"] == "private_address");
+    CHECK(event->data["close_reason"] == "refused");
     CHECK(event->data["port"] == 80);
   }
   SUBCASE("127.0.0.1 at the echo server's port") {
@@ -518,27 +557,31 @@ TEST_CASE("a literal private IP is reset at once and never dialled") {
   }
   h.settle(100ms);
   CHECK(h.echo.accepted == 0);
-  CHECK(h.engine->counters().flows_connected == 0);
-  CHECK(h.engine->counters().flows_failed == 0);
+  CHECK(h.engine->dialer_counters().dials == 0);
   CHECK(h.engine->resolver_counters().lookups == 0);
 }
 
 TEST_CASE("a name that resolves only to private addresses is refused before any connect") {
-  Harness h(echo_policy());
+  Harness h;
+  policy::NetworkPolicy net = echo_policy({h.echo.port()});
+  // echo_policy lets echo.test and refused.test reach loopback, not private.test.
+  h.start(net);
   const netstack::Ipv4Address synthetic = a_record(h.ask("private.test"));
   GuestTcp conn{h, synthetic, h.echo.port(), 40020};
   conn.segment(tcp_flag::syn);
+  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  conn.segment(tcp_flag::ack);
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x03data");
   REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
   REQUIRE(h.step_until([&] { return network_event_for(h, "private.test").has_value(); }));
   const auto event = *network_event_for(h, "private.test");
   CHECK(event.data["blocked"] == true);
   CHECK(event.data["block_reason"] == "private_address");
-  CHECK(event.data["rule"] == "block_private_ips: loopback");
   expect_no_upstream_connect(h);
 }
 
 TEST_CASE("a synthetic address that maps to no name is reset") {
-  Harness h(echo_policy());
+  Harness h(echo_policy({443}));
   GuestTcp conn{h, netstack::ipv4(198, 18, 0, 77), 443, 40030};
   conn.segment(tcp_flag::syn);
   REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
@@ -549,9 +592,7 @@ TEST_CASE("a synthetic address that maps to no name is reset") {
 }
 
 TEST_CASE("a port the policy does not allow is reset with host_not_allowed") {
-  policy::NetworkPolicy net = echo_policy();
-  net.allowed_hosts = patterns({"echo.test:1"});
-  Harness h(net);
+  Harness h(echo_policy({1}));
   const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
   GuestTcp conn{h, synthetic, h.echo.port(), 40040};
   conn.segment(tcp_flag::syn);
@@ -562,6 +603,16 @@ TEST_CASE("a port the policy does not allow is reset with host_not_allowed") {
   expect_no_upstream_connect(h);
 }
 
+// Opens an admitted flow, sends opaque bytes, and waits for the guest's reset.
+void send_and_expect_reset(Harness& h, GuestTcp& conn, std::chrono::milliseconds limit = 4000ms) {
+  conn.segment(tcp_flag::syn);
+  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  conn.segment(tcp_flag::ack);
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x04go");
+  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }, limit));
+  (void)h;
+}
+
 TEST_CASE("a refused upstream connect resets the guest with connect_failed") {
   // A loopback port with nothing listening.
   std::uint16_t closed_port = 0;
@@ -570,14 +621,16 @@ TEST_CASE("a refused upstream connect resets the guest with connect_failed") {
     asio::ip::tcp::acceptor probe(io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     closed_port = probe.local_endpoint().port();
   }
-  Harness h(echo_policy());
+  Harness h(echo_policy({closed_port}));
   const netstack::Ipv4Address synthetic = a_record(h.ask("refused.test"));
   GuestTcp conn{h, synthetic, closed_port, 40050};
-  conn.segment(tcp_flag::syn);
-  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
+  send_and_expect_reset(h, conn);
   REQUIRE(h.step_until([&] { return network_event_for(h, "refused.test").has_value(); }));
-  CHECK(network_event_for(h, "refused.test")->data["block_reason"] == "connect_failed");
-  CHECK(h.engine->counters().flows_failed == 1);
+  const auto event = *network_event_for(h, "refused.test");
+  CHECK(event.data["error"] == "connect_failed");
+  CHECK(event.data["blocked"] == false);
+  CHECK(event.data["close_reason"] == "failed");
+  CHECK(h.engine->dialer_counters().failed == 1);
 }
 
 TEST_CASE("a name the upstream resolver can't answer is reset with dns_failed") {
@@ -589,21 +642,19 @@ TEST_CASE("a name the upstream resolver can't answer is reset with dns_failed") 
     dead_port = probe.local_endpoint().port();
   }
   policy::NetworkPolicy net;
-  net.allowed_hosts = patterns({"unresolvable.test"});
+  net.allowed_hosts = patterns({"unresolvable.test:443"});
   net.dns_servers = {policy::DnsServer{ip("127.0.0.1"), dead_port}};
   Harness h(net);
   const netstack::Ipv4Address synthetic = a_record(h.ask("unresolvable.test"));
   GuestTcp conn{h, synthetic, 443, 40060};
-  conn.segment(tcp_flag::syn);
-  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }, 4000ms));
-  const auto event = network_event_for(h, "unresolvable.test");
-  REQUIRE(event);
-  CHECK(event->data["block_reason"] == "dns_failed");
+  send_and_expect_reset(h, conn);
+  REQUIRE(h.step_until([&] { return network_event_for(h, "unresolvable.test").has_value(); }));
+  CHECK(network_event_for(h, "unresolvable.test")->data["error"] == "dns_failed");
   CHECK(h.engine->resolver_counters().lookups == 1);
 }
 
 TEST_CASE("TCP to the gateway: port 53 answers DNS, other ports are reset") {
-  Harness h(echo_policy());
+  Harness h(echo_policy({443}));
   const netstack::Ipv4Address gateway = h.config.net.gateway_ip;
 
   GuestTcp dns{h, gateway, 53, 40070};
@@ -640,10 +691,15 @@ TEST_CASE("TCP to the gateway: port 53 answers DNS, other ports are reset") {
   REQUIRE(other.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
   CHECK(h.engine->counters().gateway_refused == 1);
   CHECK(h.engine->counters().dns_tcp_flows == 1);
+  // Both connections have their record: DNS-over-TCP and the refused one.
+  REQUIRE(h.step_until([&] { return h.events_of("network").size() == 2; }));
+  int dns_records = 0;
+  for (const auto& e : h.events_of("network")) dns_records += e.data["protocol"] == "dns";
+  CHECK(dns_records == 1);
 }
 
 TEST_CASE("a framing error drops the link; a new connection takes over") {
-  Harness h(echo_policy());
+  Harness h(echo_policy({443}));
   {
     // A length prefix of 1: below an Ethernet header, so the stream is broken.
     asio::io_context io;
@@ -660,15 +716,17 @@ TEST_CASE("a framing error drops the link; a new connection takes over") {
   CHECK(rcode_of(h.ask("echo.test")) == 0);
 }
 
-TEST_CASE("a large download arrives intact through the relay's backpressure") {
-  Harness h(echo_policy());
+TEST_CASE("a large download arrives intact through the backpressure") {
+  Harness h;
   constexpr std::size_t kSize = 3u << 20;  // several times the flow's 1 MiB send buffer
   DownloadServer server(h.io, kSize);
+  h.start(echo_policy({server.port()}));
   const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
   GuestTcp conn{h, synthetic, server.port(), 40080};
   conn.segment(tcp_flag::syn);
   REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
   conn.segment(tcp_flag::ack);
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x05go");  // the tunnel dials on the first bytes
   REQUIRE(h.step_until(
       [&] {
         const std::uint32_t before = conn.ack;
@@ -686,32 +744,64 @@ TEST_CASE("a large download arrives intact through the relay's backpressure") {
   }));
   const auto event = *network_event_for(h, "echo.test");
   CHECK(event.data["response_bytes"] == kSize);
-  CHECK(event.data["request_bytes"] == 0);
+  CHECK(event.data["request_bytes"] == 3);
   CHECK(event.data["close_reason"] == "closed");
 }
 
 TEST_CASE("an upstream that never answers the SYN ends in connect_timeout") {
   FullListener full;
-  Harness h(echo_policy(), [](EngineConfig& c) { c.connect_timeout = 300ms; });
+  Harness h(echo_policy({full.port()}), [](EngineConfig& c) { c.dialer.connect_timeout = 300ms; });
   const netstack::Ipv4Address synthetic = a_record(h.ask("refused.test"));
   GuestTcp conn{h, synthetic, full.port(), 40090};
-  conn.segment(tcp_flag::syn);
-  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }, 3000ms));
-  const auto event = network_event_for(h, "refused.test");
-  REQUIRE(event);
-  CHECK(event->data["block_reason"] == "connect_timeout");
+  send_and_expect_reset(h, conn);
+  REQUIRE(h.step_until([&] { return network_event_for(h, "refused.test").has_value(); }));
+  CHECK(network_event_for(h, "refused.test")->data["error"] == "connect_timeout");
+}
+
+TEST_CASE("dials over the cap wait their turn, and their deadline starts when they start") {
+  Harness h;
+  h.start(echo_policy({h.echo.port()}), [](EngineConfig& c) {
+    c.dialer.max_concurrent = 1;
+    c.dialer.connect_timeout = 2000ms;
+  });
+  const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
+  std::vector<std::unique_ptr<GuestTcp>> conns;
+  for (std::uint16_t i = 0; i < 4; ++i) {
+    conns.push_back(std::make_unique<GuestTcp>(h, synthetic, h.echo.port(), static_cast<std::uint16_t>(40200 + i)));
+    conns.back()->segment(tcp_flag::syn);
+  }
+  for (auto& c : conns) REQUIRE(c->wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  // All four ask for their upstream in one batch of frames: one dials, three wait.
+  for (auto& c : conns) {
+    c->segment(tcp_flag::ack);
+    c->segment(tcp_flag::ack | tcp_flag::psh, "\x06x");
+  }
+  REQUIRE(h.step_until([&] {
+    bool all = true;
+    for (auto& c : conns) {
+      c->take();
+      all = all && c->received == "\x06x";
+    }
+    return all;
+  }));
+  CHECK(h.engine->dialer_counters().connected == 4);
+  CHECK(h.engine->dialer_counters().queued >= 1);
 }
 
 TEST_CASE("a guest that gives up while the dial is pending cancels it") {
   FullListener full;
   // The dial must still be pending when the RST arrives, however slow this machine is.
-  Harness h(echo_policy(), [](EngineConfig& c) { c.connect_timeout = 60s; });
+  Harness h(echo_policy({full.port()}), [](EngineConfig& c) { c.dialer.connect_timeout = 60s; });
   const netstack::Ipv4Address synthetic = a_record(h.ask("refused.test"));
   GuestTcp conn{h, synthetic, full.port(), 40091};
   conn.segment(tcp_flag::syn);
+  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  conn.segment(tcp_flag::ack);
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "\x07go");
+  REQUIRE(h.step_until([&] { return h.engine->dialer_counters().dials == 1; }));
   h.settle(50ms);
   conn.segment(tcp_flag::rst);
-  REQUIRE(h.step_until([&] { return h.engine->counters().dials_cancelled == 1; }));
+  REQUIRE(h.step_until([&] { return h.engine->dialer_counters().cancelled == 1; }));
   REQUIRE(h.step_until([&] { return network_event_for(h, "refused.test").has_value(); }));
   const auto event = *network_event_for(h, "refused.test");
   CHECK(event.data["blocked"] == false);
@@ -720,7 +810,7 @@ TEST_CASE("a guest that gives up while the dial is pending cancels it") {
 }
 
 TEST_CASE("an upstream reset resets the guest flow") {
-  Harness h(echo_policy());
+  Harness h;
   // Accepts, waits for the first bytes, then closes with SO_LINGER 0 (RST).
   asio::ip::tcp::acceptor resetter(h.io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
   std::optional<asio::ip::tcp::socket> peer;
@@ -733,14 +823,28 @@ TEST_CASE("an upstream reset resets the guest flow") {
       peer->close();
     });
   });
+  h.start(echo_policy({resetter.local_endpoint().port()}));
   const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
   GuestTcp conn{h, synthetic, resetter.local_endpoint().port(), 40100};
-  conn.segment(tcp_flag::syn);
-  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
-  conn.segment(tcp_flag::ack);
-  conn.segment(tcp_flag::ack | tcp_flag::psh, "x");
-  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
+  send_and_expect_reset(h, conn);
   REQUIRE(h.step_until([&] { return network_event_for(h, "echo.test").has_value(); }));
-  CHECK(network_event_for(h, "echo.test")->data["close_reason"] == "aborted");
+  CHECK(network_event_for(h, "echo.test")->data["close_reason"] == "reset_by_upstream");
   CHECK(h.engine->live_flows() == 0);
+}
+
+TEST_CASE("a SYN over the flow cap is refused and recorded") {
+  Harness h;
+  h.start(echo_policy({h.echo.port()}), [](EngineConfig& c) { c.net.max_flows = 1; });
+  const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
+  GuestTcp first{h, synthetic, h.echo.port(), 40300};
+  first.segment(tcp_flag::syn);
+  REQUIRE(first.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  GuestTcp second{h, synthetic, h.echo.port(), 40301};
+  second.segment(tcp_flag::syn);
+  REQUIRE(second.wait_for([](const TcpOut& s) { return s.has(tcp_flag::rst); }));
+  REQUIRE(h.step_until([&] { return network_event_for(h, "echo.test").has_value(); }));
+  const auto event = *network_event_for(h, "echo.test");
+  CHECK(event.data["block_reason"] == "flow_cap");
+  CHECK(event.data["close_reason"] == "refused");
+  CHECK(h.engine->counters().flows_refused_cap == 1);
 }

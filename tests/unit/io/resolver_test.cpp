@@ -10,12 +10,12 @@
 #include <boost/asio.hpp>
 
 #include "policy/policy.hpp"
-#include "proxy/relay/resolver.hpp"
+#include "proxy/upstream/resolver.hpp"
 
 namespace asio = boost::asio;
 namespace policy = airlock::policy;
-using airlock::relay::ResolveResult;
-using airlock::relay::Resolver;
+using airlock::upstream::ResolveResult;
+using airlock::upstream::Resolver;
 using namespace std::chrono_literals;
 
 namespace {

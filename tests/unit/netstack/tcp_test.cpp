@@ -394,7 +394,13 @@ TEST_CASE("caps: max flows and max half-open flows get RST") {
   GuestSim guest(stack);
   for (std::uint16_t port = 1; port <= 3; ++port)
     guest.send(guest.tcp_frame(kDst, port, 80, 1, 0, tcp_flag::syn, 1000));
-  CHECK(guest.take_events().size() == 2);
+  auto events = guest.take_events();
+  CHECK(events_of<FlowRequested>(events).size() == 2);
+  // The refused SYN is reported, so the attempt gets its record upstairs.
+  auto refused = events_of<FlowRefused>(events);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].reason == "pending_cap");
+  CHECK(refused[0].key.guest_port == 3);
   auto out = guest.take_tcp();
   REQUIRE(out.size() == 1);
   CHECK(out[0].has(tcp_flag::rst));
@@ -407,7 +413,10 @@ TEST_CASE("caps: max flows and max half-open flows get RST") {
     guest.send(guest.tcp_frame(kDst, s.dst_port, 80, 2, s.seq + 1, tcp_flag::ack, 1000));
   guest.send(guest.tcp_frame(kDst, 10, 80, 1, 0, tcp_flag::syn, 1000));
   guest.send(guest.tcp_frame(kDst, 11, 80, 1, 0, tcp_flag::syn, 1000));
-  CHECK(events_of<FlowRequested>(guest.take_events()).size() == 1);
+  auto later = guest.take_events();
+  CHECK(events_of<FlowRequested>(later).size() == 1);
+  REQUIRE(events_of<FlowRefused>(later).size() == 1);
+  CHECK(events_of<FlowRefused>(later)[0].reason == "flow_cap");
   CHECK(stack.counters().dropped_tcp_flow_cap == 1);
   CHECK(stack.flow_count() == 3);
 }
