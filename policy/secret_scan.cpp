@@ -172,6 +172,9 @@ void SecretRewriter::scan(bool at_end, Out& out) {
       continue;
     }
     const std::string_view rest = buffer.substr(i);
+    // A longer rule may still match once more bytes come: decide only then, so the output
+    // never depends on where the input was cut.
+    if (!at_end && set_->could_start(rest)) break;
     if (const MatchRule* rule = set_->match_at(rest)) {
       emit(buffer.substr(from, i - from));
       if (rule->action != MatchAction::replace) {
@@ -185,8 +188,6 @@ void SecretRewriter::scan(bool at_end, Out& out) {
       from = i;
       continue;
     }
-    // A match cut by the end of this piece: hold it back for the next one.
-    if (!at_end && set_->could_start(rest)) break;
     ++i;
   }
   emit(buffer.substr(from, i - from));

@@ -97,7 +97,6 @@ SecretStore::SecretStore(const std::vector<Secret>& secrets, RandomHex random_he
     entries_.push_back({secret.name, std::move(placeholders[i]), secret.value, secret.hosts});
     const Entry& entry = entries_.back();
     max_placeholder_size_ = std::max(max_placeholder_size_, entry.placeholder.size());
-    first_bytes_[static_cast<unsigned char>(entry.placeholder.front())] = true;
     forms_.push_back(value_forms(entry.value.reveal()));
   }
   std::vector<MatchRule> rules;
@@ -145,104 +144,26 @@ bool SecretStore::authorized(const Entry& entry, const Host& host, std::uint16_t
   return false;
 }
 
-const SecretStore::Entry* SecretStore::match_at(std::string_view text) const {
-  if (text.empty() || !starts_placeholder(static_cast<unsigned char>(text.front()))) return nullptr;
-  for (const Entry& entry : entries_)
-    if (text.starts_with(entry.placeholder)) return &entry;
-  return nullptr;
-}
-
-bool SecretStore::could_start_placeholder(std::string_view text) const {
-  for (const Entry& entry : entries_)
-    if (text.size() < entry.placeholder.size() && entry.placeholder.starts_with(text)) return true;
-  return false;
-}
-
 SecretStore::Scan SecretStore::substitute(std::string& text, const Host& host, std::uint16_t port,
                                           bool tls) const {
   Scan scan;
   if (entries_.empty()) return scan;
-  // First pass: find every placeholder and judge it, so a leak leaves text untouched.
-  struct Found {
-    std::size_t at;
-    const Entry* entry;
-  };
-  std::vector<Found> found;
-  const std::string_view view = text;
-  for (std::size_t i = 0; i < view.size();) {
-    const Entry* entry = match_at(view.substr(i));
-    if (entry == nullptr) {
-      ++i;
-      continue;
-    }
-    if (!authorized(*entry, host, port, tls)) {
-      scan.leaked = entry->name;
-      return scan;
-    }
-    found.push_back({i, entry});
-    i += entry->placeholder.size();
+  auto result = rewrite_string(*request_matches(host, port, tls), text);
+  if (result.stopped) {
+    scan.leaked = result.stopped->secret;
+    return scan;
   }
-  if (found.empty()) return scan;
-
-  std::string out;
-  std::size_t from = 0;
-  for (const Found& f : found) {
-    out.append(view.substr(from, f.at - from));
-    out.append(f.entry->value.reveal());
-    from = f.at + f.entry->placeholder.size();
-    bool seen = false;
-    for (const auto& name : scan.swapped) seen = seen || name == f.entry->name;
-    if (!seen) scan.swapped.push_back(f.entry->name);
-  }
-  out.append(view.substr(from));
-  text = std::move(out);
+  scan.swapped = std::move(result.replaced);
   return scan;
 }
 
 BodySubstituter::BodySubstituter(const SecretStore& store, Host host, std::uint16_t port, bool tls)
-    : store_(&store), host_(std::move(host)), port_(port), tls_(tls) {}
+    : rewriter_(store.entries().empty() ? nullptr : store.request_matches(host, port, tls)) {}
 
 void BodySubstituter::feed(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out) {
-  if (leaked_) return;
-  held_.append(reinterpret_cast<const char*>(in.data()), in.size());
-  scan(false, out);
+  rewriter_.feed(in, out);
 }
 
-void BodySubstituter::finish(std::vector<std::uint8_t>& out) {
-  if (leaked_) return;
-  scan(true, out);
-}
-
-void BodySubstituter::scan(bool at_end, std::vector<std::uint8_t>& out) {
-  const std::string_view buffer = held_;
-  auto emit = [&out](std::string_view bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); };
-  std::size_t from = 0;  // first byte not yet emitted
-  std::size_t i = 0;
-  while (i < buffer.size()) {
-    if (!store_->starts_placeholder(static_cast<unsigned char>(buffer[i]))) {
-      ++i;
-      continue;
-    }
-    const std::string_view rest = buffer.substr(i);
-    if (const SecretStore::Entry* entry = store_->match_at(rest)) {
-      emit(buffer.substr(from, i - from));
-      if (!store_->authorized(*entry, host_, port_, tls_)) {
-        leaked_ = entry->name;
-        held_.clear();
-        return;
-      }
-      emit(entry->value.reveal());
-      swapped_.insert(entry->name);
-      i += entry->placeholder.size();
-      from = i;
-      continue;
-    }
-    // Possibly a placeholder cut by the end of this piece: hold it for the next one.
-    if (!at_end && store_->could_start_placeholder(rest)) break;
-    ++i;
-  }
-  emit(buffer.substr(from, i - from));
-  held_.erase(0, i);
-}
+void BodySubstituter::finish(std::vector<std::uint8_t>& out) { rewriter_.finish(out); }
 
 }  // namespace airlock::policy

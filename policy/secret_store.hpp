@@ -10,10 +10,9 @@
 // request is refused and the placeholder never leaves. No placeholder equals or contains
 // another, so a scan from left to right has exactly one reading.
 //
-// substitute() works on a whole string (request target, header value). BodySubstituter
-// does the same over a body that arrives in pieces, holding back only the bytes that
-// could be the start of a placeholder cut by a chunk boundary: at most
-// max_placeholder_size() - 1 bytes, whatever the body's size.
+// The matching itself is secret_scan.hpp's: request_matches() and response_matches() are
+// the sets, substitute() and BodySubstituter thin uses of them over a whole string and
+// over a body that arrives in pieces.
 //
 // Real values appear only in substituted output: never in an error text, a name list or
 // any other value these classes return.
@@ -75,19 +74,12 @@ class SecretStore {
   bool authorized(const Entry& entry, const Host& host, std::uint16_t port, bool tls) const;
 
   // Replaces every placeholder in text by its real value, in place, when all of them are
-  // authorized for host:port; otherwise text is left untouched and leaked names the first
-  // unauthorized one.
+  // authorized for host:port; otherwise (or when a secret's real value bound elsewhere is
+  // in it) text is left untouched and leaked names the first such secret.
   Scan substitute(std::string& text, const Host& host, std::uint16_t port, bool tls) const;
 
   // Length of the longest placeholder (0 without secrets).
   std::size_t max_placeholder_size() const { return max_placeholder_size_; }
-
-  // The entry whose placeholder starts text, if any.
-  const Entry* match_at(std::string_view text) const;
-  // Whether text (shorter than a placeholder) could be the start of one.
-  bool could_start_placeholder(std::string_view text) const;
-  // Whether some placeholder begins with this byte.
-  bool starts_placeholder(unsigned char c) const { return first_bytes_[c]; }
 
   // What a request to host:port must have rewritten or refused: each placeholder becomes
   // its value where authorized (TLS to one of its hosts) and is a leak elsewhere; the real
@@ -106,15 +98,14 @@ class SecretStore {
  private:
   std::vector<Entry> entries_;
   std::size_t max_placeholder_size_ = 0;
-  std::array<bool, 256> first_bytes_{};
   std::vector<std::vector<ValueForm>> forms_;  // per entry
   std::shared_ptr<const MatchSet> response_matches_;
 };
 
-// Placeholder substitution over a request body that arrives in pieces, for one request
-// to host:port. Output equals SecretStore::substitute over the whole body as long as no
-// leak is found; once one is, nothing more is emitted (the held bytes with the
-// placeholder included) and the caller aborts the request.
+// Substitution over a request body that arrives in pieces, for one request to host:port:
+// a SecretRewriter over request_matches(). Output equals SecretStore::substitute over the
+// whole body as long as no leak is found; once one is, nothing more is emitted (the held
+// bytes with the secret included) and the caller aborts the request.
 class BodySubstituter {
  public:
   BodySubstituter(const SecretStore& store, Host host, std::uint16_t port, bool tls);
@@ -125,21 +116,15 @@ class BodySubstituter {
   // End of body: flushes the held bytes.
   void finish(std::vector<std::uint8_t>& out);
 
-  const std::set<std::string>& swapped() const { return swapped_; }
-  const std::optional<std::string>& leaked() const { return leaked_; }
-  // Bytes held back right now (at most max_placeholder_size() - 1).
-  std::size_t held() const { return held_.size(); }
+  const std::set<std::string>& swapped() const { return rewriter_.replaced(); }
+  std::optional<std::string> leaked() const {
+    return rewriter_.stopped() ? std::optional(rewriter_.stopped()->secret) : std::nullopt;
+  }
+  // Bytes held back right now (less than the longest pattern).
+  std::size_t held() const { return rewriter_.held(); }
 
  private:
-  void scan(bool at_end, std::vector<std::uint8_t>& out);
-
-  const SecretStore* store_;
-  Host host_;
-  std::uint16_t port_;
-  bool tls_;
-  std::string held_;
-  std::set<std::string> swapped_;
-  std::optional<std::string> leaked_;
+  SecretRewriter rewriter_;
 };
 
 }  // namespace airlock::policy

@@ -260,6 +260,7 @@ bool H1UpstreamCodec::can_start() const { return !failed_ && !exhausted_ && !wri
 StreamId H1UpstreamCodec::request(const RequestHead& head, BodyFraming framing, bool end_stream) {
   const StreamId id = next_++;
   RequestHead h = head;
+  if (h.version_major != 1) h.version_minor = 1;  // an HTTP/2 request goes on as HTTP/1.1
   h.version_major = 1;
   strip_hop_by_hop(h.headers, h.upgrade);
   remove_headers(h.headers, "content-length");

@@ -102,6 +102,7 @@ class Session {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Session::on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Session::on_stream_close);
     nghttp2_session_callbacks_set_error_callback2(cbs, &Session::on_error);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, &Session::on_invalid_frame);
     nghttp2_option* option = nullptr;
     nghttp2_option_new(&option);
     nghttp2_option_set_no_auto_window_update(option, 1);
@@ -132,7 +133,16 @@ class Session {
     if (failed_) return out;
     events_ = &out;
     const ssize_t rv = nghttp2_session_mem_recv(s_, bytes.data(), bytes.size());
-    if (rv < 0) fail("h2_protocol_error", nghttp2_strerror(static_cast<int>(rv)));
+    if (rv < 0) {
+      fail("h2_protocol_error", nghttp2_strerror(static_cast<int>(rv)));
+    } else {
+      // A connection error nghttp2 answered itself shows once its GOAWAY is written: the
+      // session then wants nothing more. Write now, so the error is reported with the
+      // bytes that caused it.
+      drain();
+      if (connection_error_ || (nghttp2_session_want_read(s_) == 0 && !goaway_))
+        fail("h2_protocol_error", last_error_.empty() ? "broken HTTP/2 framing" : last_error_);
+    }
     events_ = nullptr;
     return out;
   }
@@ -140,26 +150,17 @@ class Session {
   void fail(std::string reason, std::string detail) {
     if (failed_) return;
     failed_ = true;
-    if (!last_error_.empty()) detail += ": " + last_error_;
+    if (!last_error_.empty() && detail != last_error_) detail += ": " + last_error_;
     nghttp2_session_terminate_session(s_, NGHTTP2_PROTOCOL_ERROR);
     if (events_ != nullptr) events_->push_back(Failed{std::move(reason), std::move(detail)});
     else pending_failure_ = Failed{std::move(reason), std::move(detail)};
   }
 
   Bytes take_output() {
-    Bytes out;
-    for (;;) {
-      const std::uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(s_, &data);
-      if (n <= 0) {
-        if (n < 0) fail("h2_protocol_error", nghttp2_strerror(static_cast<int>(n)));
-        break;
-      }
-      out.insert(out.end(), data, data + n);
-    }
-    return out;
+    drain();
+    return std::exchange(queued_, {});
   }
-  bool has_output() const { return nghttp2_session_want_write(s_) != 0; }
+  bool has_output() const { return !queued_.empty() || nghttp2_session_want_write(s_) != 0; }
   bool done() const { return nghttp2_session_want_read(s_) == 0 && nghttp2_session_want_write(s_) == 0; }
   bool failed() const { return failed_; }
   bool goaway() const { return goaway_; }
@@ -240,6 +241,18 @@ class Session {
   std::set<StreamId> ended_in;  // streams whose End was reported with their headers
 
  private:
+  void drain() {
+    for (;;) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(s_, &data);
+      if (n <= 0) {
+        if (n < 0) fail("h2_protocol_error", nghttp2_strerror(static_cast<int>(n)));
+        break;
+      }
+      queued_.insert(queued_.end(), data, data + n);
+    }
+  }
+
   struct In {
     std::vector<Header> fields;
     std::size_t bytes = 0;
@@ -348,8 +361,32 @@ class Session {
     return 0;
   }
 
-  static int on_error(nghttp2_session*, int, const char* msg, std::size_t len, void* ud) {
+  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* frame, int lib_error_code, void* ud) {
     Session& s = self(ud);
+    s.last_error_ = std::string("invalid ") + frame_name(frame->hd.type) + " frame: " + nghttp2_strerror(lib_error_code);
+    return 0;
+  }
+
+  static const char* frame_name(std::uint8_t type) {
+    switch (type) {
+      case NGHTTP2_DATA: return "DATA";
+      case NGHTTP2_HEADERS: return "HEADERS";
+      case NGHTTP2_PRIORITY: return "PRIORITY";
+      case NGHTTP2_RST_STREAM: return "RST_STREAM";
+      case NGHTTP2_SETTINGS: return "SETTINGS";
+      case NGHTTP2_PUSH_PROMISE: return "PUSH_PROMISE";
+      case NGHTTP2_PING: return "PING";
+      case NGHTTP2_GOAWAY: return "GOAWAY";
+      case NGHTTP2_WINDOW_UPDATE: return "WINDOW_UPDATE";
+      case NGHTTP2_CONTINUATION: return "CONTINUATION";
+      default: return "unknown";
+    }
+  }
+
+  static int on_error(nghttp2_session*, int, const char* msg, std::size_t len, void* ud) {
+    // nghttp2 reports connection errors here (it answers them with GOAWAY itself).
+    Session& s = self(ud);
+    s.connection_error_ = true;
     s.last_error_.assign(msg, std::min<std::size_t>(len, 200));
     return 0;
   }
@@ -393,6 +430,8 @@ class Session {
   std::string last_error_;
   bool failed_ = false;
   bool goaway_ = false;
+  bool connection_error_ = false;
+  Bytes queued_;  // written by nghttp2, not yet taken
 };
 
 }  // namespace detail

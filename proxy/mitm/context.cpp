@@ -33,6 +33,7 @@ std::map<std::string, std::string> MitmContext::guest_env() const {
   env["CURL_CA_BUNDLE"] = bundle;
   env["NODE_EXTRA_CA_CERTS"] = std::string(kGuestCaFile);
   env["GIT_SSL_CAINFO"] = bundle;
+  env["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = bundle;  // gRPC's own TLS ignores the others
   return env;
 }
 

@@ -150,7 +150,7 @@ HttpLayer::Exchange* HttpLayer::by_upstream(http::StreamId upstream_stream) {
 void HttpLayer::handle(Event event, Clock::time_point now, Commands& out) {
   if (auto* data = std::get_if<DataIn>(&event)) {
     if (tunnel_) {
-      out.push_back(Send{other(data->side), std::move(data->bytes)});
+      tunnel_data(data->side, std::move(data->bytes), out);
       return;
     }
     if (data->side == Side::guest) {
@@ -301,6 +301,9 @@ void HttpLayer::on_request(http::RequestStart start, Clock::time_point now, Comm
   if (!x.head.upgrade) {
     http::remove_headers(x.head.headers, "upgrade");
     http::remove_headers(x.head.headers, "http2-settings");
+  } else if (response_set_) {
+    // No WebSocket extension (permessage-deflate) where frames must be scrubbed.
+    http::remove_headers(x.head.headers, "sec-websocket-extensions");
   }
   // 100-continue is the proxy's to answer: an origin that answers early and then reads
   // the body as a new request must never see one.
@@ -682,10 +685,31 @@ void HttpLayer::on_upgrade(Exchange& x, Clock::time_point now, Commands& out) {
   forget(x);
   tunnel_ = true;
   ++counters_.websockets;
+  // On a flow a secret may reach, frames from the origin are scrubbed message by message.
+  if (response_set_) ws_scrubber_.emplace(response_set_);
   flush(out);
-  if (auto rest = guest_->take_tunnel_bytes(); !rest.empty()) out.push_back(Send{Side::upstream, std::move(rest)});
-  if (auto rest = upstream_->take_tunnel_bytes(); !rest.empty()) out.push_back(Send{Side::guest, std::move(rest)});
+  if (auto rest = guest_->take_tunnel_bytes(); !rest.empty()) tunnel_data(Side::guest, std::move(rest), out);
+  if (auto rest = upstream_->take_tunnel_bytes(); !rest.empty()) tunnel_data(Side::upstream, std::move(rest), out);
   out.push_back(Note{"websocket", "", "", "", "", ""});
+}
+
+void HttpLayer::tunnel_data(Side from, http::Bytes bytes, Commands& out) {
+  if (from == Side::guest || !ws_scrubber_) {
+    if (!tunnel_failed_) out.push_back(Send{other(from), std::move(bytes)});
+    return;
+  }
+  if (tunnel_failed_) return;
+  http::Bytes clean;
+  ws_scrubber_->feed(bytes, clean);
+  if (!clean.empty()) out.push_back(Send{Side::guest, std::move(clean)});
+  if (const auto& why = ws_scrubber_->failed()) {
+    // The message can't be made safe: the tunnel ends, both ways.
+    tunnel_failed_ = true;
+    ++counters_.responses_cut;
+    out.push_back(Note{"", "", "", std::string(reason::secret_echo), "", "WebSocket: " + *why});
+    out.push_back(Close{Side::guest, true});
+    out.push_back(Close{Side::upstream, true});
+  }
 }
 
 void HttpLayer::on_connect_failed(const ConnectFailed& failure, Clock::time_point now, Commands& out) {

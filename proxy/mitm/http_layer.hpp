@@ -31,7 +31,9 @@
 // stream is reset (HTTP/2 RST_STREAM, HTTP/1.1 the connection) - never a second status
 // line. On other flows HTTP/1.1 responses pass through as the origin's bytes.
 // `Expect: 100-continue` is always answered by the proxy and never forwarded. A WebSocket
-// upgrade, once allowed and answered 101, turns the flow into a tunnel.
+// upgrade, once allowed and answered 101, turns the flow into a tunnel; on a flow a secret
+// may reach, its frames from the origin are scrubbed message by message
+// (WebSocketScrubber) and no extension is let through.
 // Every request ends with exactly one `network` request event, also those refused, cut
 // short (error: upstream_failed, connect_failed, guest_closed, ...) or never answered.
 #pragma once
@@ -44,6 +46,7 @@
 #include "proxy/http/codec.hpp"
 #include "proxy/mitm/context.hpp"
 #include "proxy/mitm/layer.hpp"
+#include "proxy/mitm/websocket_scrubber.hpp"
 
 namespace airlock::mitm {
 
@@ -76,6 +79,8 @@ class HttpLayer final : public Layer {
   void on_response_body(Exchange& x, http::ResponseBody body, Clock::time_point now, Commands& out);
   void on_response_end(Exchange& x, http::Trailers trailers, Clock::time_point now, Commands& out);
   void on_upgrade(Exchange& x, Clock::time_point now, Commands& out);
+  // Bytes across the tunnel after a WebSocket upgrade (scrubbed toward the guest).
+  void tunnel_data(Side from, http::Bytes bytes, Commands& out);
   // Decodes and scrubs what waits in x.encoded, within `budget` output bytes.
   bool drain_response(Exchange& x, std::size_t& budget, Clock::time_point now, Commands& out);
   void finish_response(Exchange& x, Clock::time_point now, Commands& out);
@@ -125,6 +130,8 @@ class HttpLayer final : public Layer {
   bool guest_closed_ = false;           // Close{guest} went out
   bool upstream_closed_sent_ = false;
   bool tunnel_ = false;
+  bool tunnel_failed_ = false;
+  std::optional<WebSocketScrubber> ws_scrubber_;
   bool more_ = false;                   // response bytes wait for the guest to drain
   std::vector<audit::HttpRequest> pending_events_;
   Counters& counters_;

@@ -252,3 +252,65 @@ TEST_CASE("tls: a large upload with a secret to its host arrives whole and swapp
 
 }  // namespace
 }  // namespace airlock::mitm::testing
+
+namespace airlock::mitm::testing {
+namespace {
+
+std::string frame(std::uint8_t first, const std::string& payload) {
+  std::string out(1, static_cast<char>(first));
+  if (payload.size() < 126) {
+    out.push_back(static_cast<char>(payload.size()));
+  } else {
+    out.push_back(126);
+    out.push_back(static_cast<char>(payload.size() >> 8));
+    out.push_back(static_cast<char>(payload.size() & 0xff));
+  }
+  return out + payload;
+}
+
+// The payloads of the text/binary messages in a server-to-client frame stream, joined.
+std::string messages(const std::string& wire) {
+  std::string out;
+  std::size_t at = 0;
+  while (at + 2 <= wire.size()) {
+    const auto b0 = static_cast<std::uint8_t>(wire[at]);
+    std::size_t len = static_cast<std::uint8_t>(wire[at + 1]) & 0x7f;
+    std::size_t head = 2;
+    if (len == 126) {
+      len = (static_cast<std::size_t>(static_cast<std::uint8_t>(wire[at + 2])) << 8) | static_cast<std::uint8_t>(wire[at + 3]);
+      head = 4;
+    }
+    if ((b0 & 0x8) == 0) out += wire.substr(at + head, len);
+    if ((b0 & 0x8) == 0 && (b0 & 0x80)) out += "|";
+    at += head + len;
+  }
+  return out;
+}
+
+TEST_CASE("scrub: WebSocket frames from a secret's host are scrubbed across fragments") {
+  World w;
+  w.open("api.test", 443);
+  w.guest_send("GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+  CHECK(w.origin_in.find("permessage-deflate") == std::string::npos);
+  w.origin_send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  const std::string v(kReal);
+  const std::size_t before = w.guest_in.size();
+  // A message in two fragments with the value cut between them, then a ping echoing it.
+  w.origin_send(frame(0x01, "key=" + v.substr(0, 9)) + frame(0x80, v.substr(9) + ";") + frame(0x89, v));
+  const std::string got = w.guest_in.substr(before);
+  CHECK(got.find(v) == std::string::npos);
+  CHECK(messages(got) == "key=" + w.placeholder() + ";|");
+  CHECK(got.find(w.placeholder()) != std::string::npos);
+
+  const std::string b64 = "c2stbGl2ZS0wMTIzNDU2Nzg5YWJjZGVmZ2hpamtsbW5vcHFyc3R1dg==";
+  w.origin_send(frame(0x81, b64));
+  CHECK(w.guest_in.find("c2stbGl2ZS0w") == std::string::npos);
+  CHECK(w.guest_reset);
+  bool noted = false;
+  for (const auto& n : w.notes) noted = noted || n.block_reason == "secret_echo";
+  CHECK(noted);
+}
+
+}  // namespace
+}  // namespace airlock::mitm::testing
