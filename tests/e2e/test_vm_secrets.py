@@ -108,8 +108,10 @@ class SecretsAgainstAHostileOrigin(VmTestCase):
                           "json-escaped", "early-hints"]:
                 self.assertIn(b"AIRLOCK_PLACEHOLDER_", results[shape], f"{shape}: {results[shape][:600]!r}")
             self.assertIn(b"before AIRLOCK_PLACEHOLDER_", results["gzip"])
-            # base64 can't be replaced in kind: the response is cut, with one status line.
-            self.assertEqual(results["base64"].count(b"HTTP/1.1 200"), 1, results["base64"][:400])
+            # base64 can't be replaced in kind: the response is cut (reset), never given a
+            # second status line.
+            self.assertLessEqual(results["base64"].count(b"HTTP/1.1 "), 1, results["base64"][:400])
+            self.assertNotIn(b"502", results["base64"])
 
         for shape in ["websocket", "websocket-fragmented"]:
             r = airlock("exec", vm, "--", "python3", "-c", WS_CLIENT, "api.test", str(self.port),
