@@ -53,9 +53,6 @@ class MitmContext {
   struct Options {
     std::string ca_common_name = "airlock VM CA";
     std::size_t leaf_cache = 1024;
-    // A flow whose rule lets opaque bytes through and whose client says nothing this long
-    // is taken for a server-first protocol (SSH, SMTP) and tunnelled.
-    std::chrono::milliseconds classify_timeout{1000};
     bool http2 = true;  // offer h2 to guests that offer it, and upstream for their requests
     // Request bodies that need a secret swapped under a Content-Length, and small
     // scrubbed responses, are held whole up to this size to re-count their length.

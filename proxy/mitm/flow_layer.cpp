@@ -28,9 +28,7 @@ FlowLayer::FlowLayer(std::shared_ptr<MitmContext> context, const policy::Grant& 
 FlowLayer::~FlowLayer() = default;
 
 std::optional<Clock::time_point> FlowLayer::deadline() const {
-  if (child_) return child_->deadline();
-  if (!done_ && started_ && first_.empty() && opaque_allowed_) return *started_ + context_->options().classify_timeout;
-  return std::nullopt;
+  return child_ ? child_->deadline() : std::nullopt;
 }
 
 bool FlowLayer::wants(Side side) const {
@@ -47,6 +45,7 @@ void FlowLayer::refuse(std::string_view protocol, std::string_view why, std::str
   ++context_->counters().flows_refused;
   out.push_back(Note{std::string(protocol), "", "", std::string(why), "", std::move(detail)});
   out.push_back(Close{Side::guest, reset});
+  if (early_ != Early::none) out.push_back(Close{Side::upstream, true});
 }
 
 void FlowLayer::become(std::unique_ptr<Layer> child, std::string_view protocol, Clock::time_point now,
@@ -54,31 +53,93 @@ void FlowLayer::become(std::unique_ptr<Layer> child, std::string_view protocol, 
   child_ = std::move(child);
   ++(protocol == "http" ? context_->counters().flows_http : context_->counters().flows_opaque);
   out.push_back(Note{std::string(protocol), "", "", "", "", ""});
-  child_->handle(Start{}, now, out);
+  to_child(Start{}, now, out);
+}
+
+void FlowLayer::to_child(Event event, Clock::time_point now, Commands& out) {
+  // Upstream events the child never asked for belong to the early connection.
+  if (!child_opened_) {
+    if (std::holds_alternative<Connected>(event)) {
+      early_ = Early::connected;
+      return;
+    }
+    if (std::holds_alternative<ConnectFailed>(event)) {
+      early_ = Early::none;
+      return;
+    }
+    if (auto* closed = std::get_if<ClosedIn>(&event); closed && closed->side == Side::upstream) {
+      early_ = Early::none;  // the origin gave up on it before it was used
+      return;
+    }
+    if (auto* data = std::get_if<DataIn>(&event); data && data->side == Side::upstream) {
+      // The origin spoke on a flow the client made TLS or HTTP: not a connection to keep.
+      early_ = Early::none;
+      out.push_back(Close{Side::upstream, true});
+      return;
+    }
+  }
+  Commands mine;
+  child_->handle(std::move(event), now, mine);
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    if (std::holds_alternative<Open>(mine[i]) && !child_opened_) {
+      child_opened_ = true;
+      if (early_ == Early::dialling) continue;  // its Connected (or failure) comes to the child
+      if (early_ == Early::connected) {
+        early_ = Early::none;
+        // The connection is up already: the child hears so, after what it said so far.
+        for (std::size_t j = 0; j < i; ++j) out.push_back(std::move(mine[j]));
+        Commands rest(std::make_move_iterator(mine.begin() + static_cast<std::ptrdiff_t>(i) + 1),
+                      std::make_move_iterator(mine.end()));
+        for (auto& c : rest) out.push_back(std::move(c));
+        to_child(Connected{}, now, out);
+        return;
+      }
+    } else if (std::holds_alternative<Open>(mine[i])) {
+      child_opened_ = true;
+    }
+    out.push_back(std::move(mine[i]));
+  }
 }
 
 void FlowLayer::handle(Event event, Clock::time_point now, Commands& out) {
   if (child_) {
-    child_->handle(std::move(event), now, out);
+    to_child(std::move(event), now, out);
     return;
   }
   if (done_) return;
   if (std::holds_alternative<Start>(event)) {
-    started_ = now;
+    if (opaque_allowed_) {
+      // Whoever speaks first decides: dial now, so a server-first protocol can.
+      early_ = Early::dialling;
+      out.push_back(Open{});
+    }
   } else if (auto* data = std::get_if<DataIn>(&event)) {
-    if (data->side != Side::guest) return;  // nothing was dialled
+    if (data->side == Side::upstream) {
+      if (!opaque_allowed_) return;
+      // The origin spoke first: a server-first protocol, tunnelled.
+      early_ = Early::none;
+      child_opened_ = true;
+      child_ = std::make_unique<TunnelLayer>(std::exchange(first_, {}), true);
+      ++context_->counters().flows_opaque;
+      out.push_back(Note{"opaque", "", "", "", "", ""});
+      child_->handle(Start{}, now, out);
+      child_->handle(std::move(event), now, out);
+      return;
+    }
     first_.insert(first_.end(), data->bytes.begin(), data->bytes.end());
     classify(now, out);
+  } else if (std::holds_alternative<Connected>(event)) {
+    early_ = Early::connected;
+  } else if (std::holds_alternative<ConnectFailed>(event)) {
+    early_ = Early::none;
   } else if (auto* closed = std::get_if<ClosedIn>(&event)) {
     if (closed->side == Side::guest) {
       done_ = true;  // gone before saying anything we could classify
       out.push_back(Note{"tcp", "", "", "", "", ""});
       out.push_back(Close{Side::guest, closed->reset});
-    }
-  } else if (std::holds_alternative<TimerIn>(event)) {
-    if (auto d = deadline(); d && now >= *d) {
-      // A silent client: a server-first protocol, when the rule lets opaque bytes through.
-      become(std::make_unique<TunnelLayer>(Bytes{}), "opaque", now, out);
+      if (early_ != Early::none) out.push_back(Close{Side::upstream, closed->reset});
+    } else {
+      early_ = Early::none;
     }
   }
 }
@@ -101,7 +162,7 @@ void FlowLayer::classify(Clock::time_point now, Commands& out) {
     auto layer = std::make_unique<HttpLayer>(context_, target, std::make_unique<http::H1GuestCodec>());
     Bytes first = std::exchange(first_, {});
     become(std::move(layer), "http", now, out);
-    if (child_) child_->handle(DataIn{Side::guest, std::move(first)}, now, out);
+    to_child(DataIn{Side::guest, std::move(first)}, now, out);
     return;
   }
   if (kind == tls::FlowKind::tls) {
@@ -131,16 +192,15 @@ void FlowLayer::classify(Clock::time_point now, Commands& out) {
     ++context_->counters().flows_tls;
     if (refusal) ++context_->counters().flows_refused;
     out.push_back(Note{"tls", hello.sni_present ? hello.sni : std::string(), "", "", "", ""});
-    auto layer = std::make_unique<TlsBridge>(context_, target, hello, std::exchange(first_, {}), refusal);
-    child_ = std::move(layer);
-    child_->handle(Start{}, now, out);
+    child_ = std::make_unique<TlsBridge>(context_, target, hello, std::exchange(first_, {}), refusal);
+    to_child(Start{}, now, out);
     return;
   }
 opaque:
   if (!opaque_allowed_)
     return refuse("opaque", reason::opaque_not_allowed,
                   "only a rule naming host:port lets a non-HTTP protocol through", true, out);
-  become(std::make_unique<TunnelLayer>(std::exchange(first_, {})), "opaque", now, out);
+  become(std::make_unique<TunnelLayer>(std::exchange(first_, {}), false), "opaque", now, out);
 }
 
 }  // namespace airlock::mitm

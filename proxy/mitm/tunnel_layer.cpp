@@ -3,12 +3,16 @@
 
 namespace airlock::mitm {
 
-TunnelLayer::TunnelLayer(Bytes held) : held_(std::move(held)) {}
+TunnelLayer::TunnelLayer(Bytes held, bool connected) : held_(std::move(held)), connected_(connected) {}
 
 void TunnelLayer::handle(Event event, Clock::time_point, Commands& out) {
   if (failed_) return;
   if (std::holds_alternative<Start>(event)) {
-    out.push_back(Open{});
+    if (connected_) {
+      if (!held_.empty()) out.push_back(Send{Side::upstream, std::exchange(held_, {})});
+    } else {
+      out.push_back(Open{});
+    }
   } else if (std::holds_alternative<Connected>(event)) {
     connected_ = true;
     if (!held_.empty()) out.push_back(Send{Side::upstream, std::exchange(held_, {})});

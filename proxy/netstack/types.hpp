@@ -41,16 +41,23 @@ struct Config {
   // driver passes a random one.
   std::uint64_t isn_seed = 0;
   std::size_t max_flows = 1024;           // live flows of any state, TIME_WAIT included
-  std::size_t max_pending_flows = 64;     // SYNs awaiting accept()/reject() or the final ACK
+  // SYNs awaiting accept()/reject() or the final ACK. Flows are admitted at once, so this
+  // counts handshakes the guest has not finished: a busy guest (TCG) opening a hundred
+  // connections may well be this far behind; over the cap a SYN gets RST (and a record).
+  std::size_t max_pending_flows = 256;
   std::size_t max_buffered_bytes = 256u << 20;  // all receive + send buffers together
   std::size_t receive_buffer = 1u << 20;  // per flow, guest -> host; the advertised window
   std::size_t send_buffer = 1u << 20;     // per flow, host -> guest
   Duration pending_timeout{10'000};       // SYN left without accept()/reject() -> RST
   Duration initial_rto{1'000};            // retransmission timeout, doubled per retry
   Duration max_rto{16'000};
-  unsigned max_retransmits = 6;           // then the flow is reset
+  // Then the flow is reset: about two minutes with no ACK at all (the count starts again
+  // at every ACK), so only a guest that stopped, not a slow one, loses its flows.
+  unsigned max_retransmits = 10;
   Duration persist_interval{500};         // first zero-window probe, doubled per probe
-  Duration zero_window_timeout{60'000};   // guest window stuck at zero -> reset
+  // Guest window stuck at zero (its probes answered, nothing read) this long -> reset. A
+  // slow reader is not an attacker: five minutes.
+  Duration zero_window_timeout{300'000};
   Duration time_wait{2'000};              // short: the link neither loses nor reorders
   Duration idle_timeout{3'600'000};
 

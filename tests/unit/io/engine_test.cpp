@@ -456,10 +456,10 @@ TEST_CASE("an allowed name: synthetic answer, accept, lazy dial, echo, half-clos
   REQUIRE(synack);
   CHECK(synack->has(tcp_flag::ack));
   conn.segment(tcp_flag::ack);
-  // Accepted at admission: nothing is dialled before the guest has something to send.
-  h.settle(100ms);
-  CHECK(h.echo.accepted == 0);
-  CHECK(h.engine->dialer_counters().dials == 0);
+  // Accepted at admission. The rule names the port, so opaque bytes may pass and the
+  // upstream is dialled at once (a server-first protocol would speak first); one dial.
+  REQUIRE(h.step_until([&] { return h.echo.accepted == 1; }));
+  CHECK(h.engine->dialer_counters().dials == 1);
 
   conn.segment(tcp_flag::ack | tcp_flag::psh, "\x01hello relay");
   REQUIRE(h.step_until([&] {
@@ -491,6 +491,26 @@ TEST_CASE("an allowed name: synthetic answer, accept, lazy dial, echo, half-clos
   CHECK(h.engine->dialer_counters().connected == 1);
   CHECK(h.engine->resolver_counters().overrides == 1);
   CHECK(h.engine->live_flows() == 0);
+}
+
+TEST_CASE("without a rule naming the port, nothing is dialled before a request is ready") {
+  Harness h;
+  h.start([&] {
+    policy::NetworkPolicy net = echo_policy({h.echo.port()});
+    net.allowed_hosts = patterns({"echo.test"});
+    return net;
+  }());
+  const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
+  GuestTcp conn{h, synthetic, h.echo.port(), 40009};
+  conn.segment(tcp_flag::syn);
+  REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+  conn.segment(tcp_flag::ack);
+  h.settle(200ms);
+  CHECK(h.echo.accepted == 0);
+  CHECK(h.engine->dialer_counters().dials == 0);
+  conn.segment(tcp_flag::ack | tcp_flag::psh, "GET / HTTP/1.1\r\nHost: echo.test:" + std::to_string(h.echo.port()) + "\r\n\r\n");
+  REQUIRE(h.step_until([&] { return h.echo.accepted == 1; }));
+  CHECK(h.engine->dialer_counters().dials == 1);
 }
 
 TEST_CASE("a guest reset closes the upstream socket with RST") {
@@ -630,7 +650,8 @@ TEST_CASE("a refused upstream connect resets the guest with connect_failed") {
   CHECK(event.data["error"] == "connect_failed");
   CHECK(event.data["blocked"] == false);
   CHECK(event.data["close_reason"] == "failed");
-  CHECK(h.engine->dialer_counters().failed == 1);
+  // The early dial failed, then the tunnel's own: both recorded on the one flow record.
+  CHECK(h.engine->dialer_counters().failed == 2);
 }
 
 TEST_CASE("a name the upstream resolver can't answer is reset with dns_failed") {

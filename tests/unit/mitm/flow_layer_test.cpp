@@ -44,8 +44,9 @@ TEST_CASE("flow layer: a host:port rule tunnels opaque bytes, held until connect
   Roots r;
   Playbook p(r.make("opaque.test", 5432));
   p >> Start{};
+  CHECK(p.took() == "open");  // dialled at once: the server might speak first
   p >> DataIn{Side::guest, bytes("\x05\x03startup")};
-  CHECK(p.took() == "note opaque, open");
+  CHECK(p.took() == "note opaque");
   p >> DataIn{Side::guest, bytes("more")};
   CHECK(p.took() == "");
   p >> Connected{};
@@ -58,26 +59,51 @@ TEST_CASE("flow layer: a host:port rule tunnels opaque bytes, held until connect
   CHECK(p.took() == "close guest reset");
 }
 
-TEST_CASE("flow layer: a silent client on a host:port rule is a server-first protocol") {
+TEST_CASE("flow layer: on a host:port rule the origin speaking first makes a tunnel, no clock involved") {
   Roots r;
   Playbook p(r.make("opaque.test", 5432));
   p >> Start{};
-  REQUIRE(p.layer().deadline().has_value());
-  p.advance(std::chrono::milliseconds(999));
+  CHECK(p.took() == "open");
+  CHECK_FALSE(p.layer().deadline().has_value());
+  p.advance(std::chrono::hours(1));  // a slow client is not a silent one: nothing happens
   p >> TimerIn{};
   CHECK(p.took() == "");
-  p.advance(std::chrono::milliseconds(2));
-  p >> TimerIn{};
-  CHECK(p.took() == "note opaque, open");
   p >> Connected{};
   p >> DataIn{Side::upstream, bytes("SSH-2.0-test\r\n")};
-  CHECK(p.took() == "send guest 14");
+  CHECK(p.took() == "note opaque, send guest 14");
+  p >> DataIn{Side::guest, bytes("SSH-2.0-client\r\n")};
+  CHECK(p.took() == "send upstream 16");
 }
 
-TEST_CASE("flow layer: a silent client without such a rule has no deadline") {
+TEST_CASE("flow layer: a TLS client on a host:port rule gets the early connection, no second dial") {
+  World w([](policy::Policy& p) { p.network.allowed_hosts = {pattern("api.test:443"), pattern("other.test")}; });
+  w.open("api.test", 443);  // admitted by api.test:443 (port named): dialled at once
+  CHECK(w.opens == 1);
+  w.guest_send("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+  CHECK(w.opens == 1);
+  CHECK(w.origin_in == "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  CHECK(w.guest_in.ends_with("ok"));
+}
+
+TEST_CASE("flow layer: an early connection the origin closed unused is dialled again") {
+  World w([](policy::Policy& p) { p.network.allowed_hosts = {pattern("api.test:443"), pattern("other.test")}; });
+  w.auto_connect = false;
+  w.open("api.test", 443);
+  REQUIRE(w.open_pending);
+  w.open_pending = false;
+  w.feed(ConnectFailed{"connect_failed", "refused", ""});
+  w.auto_connect = true;
+  w.guest_send("GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+  CHECK(w.opens == 2);
+  CHECK(w.origin_in == "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
+}
+
+TEST_CASE("flow layer: without a host:port rule nothing is dialled early") {
   Roots r;
   Playbook p(r.make("api.test", 443));
   p >> Start{};
+  CHECK(p.took() == "");
   CHECK_FALSE(p.layer().deadline().has_value());
 }
 
@@ -110,19 +136,19 @@ TEST_CASE("flow layer: the guest leaving before a byte is a plain close") {
 }
 
 TEST_CASE("tunnel: a failed dial resets the guest with the reason") {
-  Playbook p(std::make_unique<TunnelLayer>(bytes("held")));
+  Playbook p(std::make_unique<TunnelLayer>(bytes("held"), false));
   p >> Start{};
   CHECK(p.took() == "open");
   p >> ConnectFailed{"connect_failed", "refused", ""};
   CHECK(p.took() == "note error connect_failed, close guest reset");
-  Playbook q(std::make_unique<TunnelLayer>(Bytes{}));
+  Playbook q(std::make_unique<TunnelLayer>(Bytes{}, false));
   q >> Start{};
   q >> ConnectFailed{"private_address", "", "block_private_ips: loopback"};
   CHECK(q.took() == "open, note refused private_address, close guest reset");
 }
 
 TEST_CASE("tunnel: the guest's EOF before the connection is up is kept for after") {
-  Playbook p(std::make_unique<TunnelLayer>(bytes("abc")));
+  Playbook p(std::make_unique<TunnelLayer>(bytes("abc"), false));
   p >> Start{};
   p >> ClosedIn{Side::guest, false, ""};
   CHECK(p.took() == "open");
