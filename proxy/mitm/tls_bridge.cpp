@@ -12,6 +12,15 @@ namespace {
 constexpr int kAlertAccessDenied = 49;
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// Feeds what the endpoint takes of `pending` and drops it; an emptied buffer gives its
+// memory back (an idle connection keeps none).
+void feed(tls::TlsEndpoint& tls, Bytes& pending) {
+  if (pending.empty()) return;
+  const std::size_t n = tls.feed_ciphertext(pending);
+  pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+  if (pending.empty() && pending.capacity() > 4096) Bytes().swap(pending);
+}
+
 }  // namespace
 
 TlsBridge::TlsBridge(std::shared_ptr<MitmContext> context, FlowTarget flow, const tls::ClientHello& hello,
@@ -94,7 +103,7 @@ void TlsBridge::handle(Event event, Clock::time_point now, Commands& out) {
     // TCP is up: TLS on top, for the flow's name.
     const std::string host = flow_.host.to_string();
     auto client = tls::TlsEndpoint::client(context_->client_context(), flow_.host.is_ip() ? std::string() : host,
-                                           host, alpn_offer_);
+                                           host, alpn_offer_, host + ":" + std::to_string(flow_.port));
     if (!client) {
       to_child(ConnectFailed{std::string(reason::upstream_tls_failed), client.error(), ""}, now, out);
       out.push_back(Close{Side::upstream, true});
@@ -155,10 +164,7 @@ void TlsBridge::handle(Event event, Clock::time_point now, Commands& out) {
 
 void TlsBridge::pump_guest(Clock::time_point now, Commands& out) {
   if (!guest_ || dead_) return;
-  if (!guest_cipher_.empty()) {
-    const std::size_t n = guest_->feed_ciphertext(guest_cipher_);
-    guest_cipher_.erase(guest_cipher_.begin(), guest_cipher_.begin() + static_cast<std::ptrdiff_t>(n));
-  }
+  feed(*guest_, guest_cipher_);
   const auto state = guest_->step();
   if (auto cipher = guest_->take_ciphertext(); !cipher.empty()) out.push_back(Send{Side::guest, std::move(cipher)});
   if (state == tls::TlsEndpoint::State::failed) return fail_guest(guest_->error(), out);
@@ -192,10 +198,7 @@ void TlsBridge::pump_guest(Clock::time_point now, Commands& out) {
     if (guest_->read_plaintext(plain, kReadChunk) == 0) break;
     step += plain.size();
     to_child(DataIn{Side::guest, std::move(plain)}, now, out);
-    if (!guest_cipher_.empty()) {
-      const std::size_t n = guest_->feed_ciphertext(guest_cipher_);
-      guest_cipher_.erase(guest_cipher_.begin(), guest_cipher_.begin() + static_cast<std::ptrdiff_t>(n));
-    }
+    if (guest_) feed(*guest_, guest_cipher_);
   }
   if (dead_) return;
   if (auto cipher = guest_->take_ciphertext(); !cipher.empty()) out.push_back(Send{Side::guest, std::move(cipher)});
@@ -207,10 +210,7 @@ void TlsBridge::pump_guest(Clock::time_point now, Commands& out) {
 
 void TlsBridge::pump_upstream(Clock::time_point now, Commands& out) {
   if (!upstream_ || dead_) return;
-  if (!upstream_cipher_.empty()) {
-    const std::size_t n = upstream_->feed_ciphertext(upstream_cipher_);
-    upstream_cipher_.erase(upstream_cipher_.begin(), upstream_cipher_.begin() + static_cast<std::ptrdiff_t>(n));
-  }
+  feed(*upstream_, upstream_cipher_);
   const auto state = upstream_->step();
   if (auto cipher = upstream_->take_ciphertext(); !cipher.empty()) out.push_back(Send{Side::upstream, std::move(cipher)});
   if (state == tls::TlsEndpoint::State::failed) {
@@ -238,10 +238,7 @@ void TlsBridge::pump_upstream(Clock::time_point now, Commands& out) {
     if (upstream_->read_plaintext(plain, kReadChunk) == 0) break;
     step += plain.size();
     to_child(DataIn{Side::upstream, std::move(plain)}, now, out);
-    if (upstream_ && !upstream_cipher_.empty()) {
-      const std::size_t n = upstream_->feed_ciphertext(upstream_cipher_);
-      upstream_cipher_.erase(upstream_cipher_.begin(), upstream_cipher_.begin() + static_cast<std::ptrdiff_t>(n));
-    }
+    if (upstream_) feed(*upstream_, upstream_cipher_);
   }
   if (!upstream_ || dead_) return;
   if (auto cipher = upstream_->take_ciphertext(); !cipher.empty()) out.push_back(Send{Side::upstream, std::move(cipher)});

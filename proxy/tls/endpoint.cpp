@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <string_view>
 
 #include <openssl/err.h>
@@ -44,6 +45,52 @@ int endpoint_index() {
   return index;
 }
 
+// Upstream sessions to resume, per client context: host:port -> the latest session, at
+// most kMaxSessions, the least recently stored dropped first.
+class SessionStore {
+ public:
+  static constexpr std::size_t kMaxSessions = 256;
+  ~SessionStore() {
+    for (auto& [key, session] : sessions_) SSL_SESSION_free(session);
+  }
+  void put(const std::string& key, SSL_SESSION* session) {
+    auto it = sessions_.find(key);
+    if (it != sessions_.end()) {
+      SSL_SESSION_free(it->second);
+      it->second = session;
+      std::erase(order_, key);
+    } else {
+      if (sessions_.size() >= kMaxSessions && !order_.empty()) {
+        auto old = sessions_.find(order_.front());
+        if (old != sessions_.end()) {
+          SSL_SESSION_free(old->second);
+          sessions_.erase(old);
+        }
+        order_.erase(order_.begin());
+      }
+      sessions_[key] = session;
+    }
+    order_.push_back(key);
+  }
+  SSL_SESSION* get(const std::string& key) const {
+    auto it = sessions_.find(key);
+    return it == sessions_.end() ? nullptr : it->second;
+  }
+
+ private:
+  std::map<std::string, SSL_SESSION*> sessions_;
+  std::vector<std::string> order_;
+};
+
+void free_store(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<SessionStore*>(ptr); }
+
+int store_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_store);
+  return index;
+}
+
+SessionStore* store_of(SSL_CTX* ctx) { return static_cast<SessionStore*>(SSL_CTX_get_ex_data(ctx, store_index())); }
+
 // Server ALPN choice: "h2" when allowed and offered, else "http/1.1" when offered, else
 // no ALPN (NOACK lets the handshake go on without the extension rather than failing it).
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
@@ -83,6 +130,20 @@ Result<certs::SslCtxPtr> make_client_context(const std::optional<std::filesystem
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_set_alpn_protos(ctx.get(), kAlpnOffer.data(), kAlpnOffer.size()) != 0)  // 0 is success
     return Error{certs::openssl_error("ALPN")};
+  // Sessions the origins give us are kept per host:port, so the next connection to the
+  // same origin resumes (no certificate to verify, no signature) instead of a full
+  // handshake. Only the endpoint's own key is ever looked up.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_set_ex_data(ctx.get(), store_index(), new SessionStore());
+  SSL_CTX_sess_set_new_cb(ctx.get(), [](SSL* ssl, SSL_SESSION* session) -> int {
+    auto* self = static_cast<TlsEndpoint*>(SSL_get_ex_data(ssl, endpoint_index()));
+    SessionStore* store = store_of(SSL_get_SSL_CTX(ssl));
+    if (self == nullptr || store == nullptr || self->session_key().empty()) return 0;
+    // A copy: OpenSSL marks a connection's own session unresumable when the connection
+    // ends without close_notify, which upstream connections often do.
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) store->put(self->session_key(), copy);
+    return 0;
+  });
   return ctx;
 }
 
@@ -124,11 +185,13 @@ Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::server(SSL_CTX* ctx) { return 
 
 Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::client(SSL_CTX* ctx, std::string_view sni,
                                                          std::string_view verify_host,
-                                                         const std::vector<std::string>& alpn) {
+                                                         const std::vector<std::string>& alpn,
+                                                         std::string_view session_key) {
   if (verify_host.empty()) return Error{"no host to verify the upstream certificate for"};
   auto made = make(ctx, false);
   if (!made) return made;
   SSL* ssl = (*made)->ssl_.get();
+  if (!session_key.empty()) (*made)->session_key_ = std::string(session_key);
   if (!alpn.empty()) {
     std::vector<unsigned char> wire;
     for (const auto& protocol : alpn) {
@@ -158,6 +221,10 @@ Result<std::unique_ptr<TlsEndpoint>> TlsEndpoint::client(SSL_CTX* ctx, std::stri
                  const_cast<char*>(server_name.c_str())) != 1)
       return Error{certs::openssl_error("bad SNI")};
   }
+  if (!session_key.empty())
+    if (SessionStore* store = store_of(ctx))
+      if (SSL_SESSION* session = store->get((*made)->session_key_); session && SSL_SESSION_is_resumable(session))
+        SSL_set_session(ssl, session);
   return made;
 }
 
@@ -250,6 +317,8 @@ std::size_t TlsEndpoint::write_plaintext(std::span<const std::uint8_t> bytes) {
   if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) fail("TLS write failed");
   return 0;
 }
+
+bool TlsEndpoint::resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
 
 void TlsEndpoint::close_notify() {
   if (sent_close_) return;

@@ -17,7 +17,9 @@
 // store plus an optional extra CA file, peer verification on, ALPN offer "http/1.1"
 // unless client() is given its own list. client() checks the name (or IP literal) the
 // upstream's certificate must carry and sends SNI for names only (RFC 6066 forbids IP
-// literals there).
+// literals there). Client contexts keep the latest session per key (host:port, at most
+// 256) and endpoints made with that key resume it: a resumed session was verified for the
+// same name and port when it was made.
 //
 // Caps. The inbound memory BIO holds at most kMaxPendingCiphertext unread bytes:
 // feed_ciphertext takes what fits and returns how much it took; the caller keeps the
@@ -76,9 +78,12 @@ class TlsEndpoint {
   // A client endpoint to an upstream: SNI `sni` (omitted when empty or an IP literal),
   // certificate checked for `verify_host` (a DNS name or an IP literal; must not be
   // empty). The context must outlive it.
+  // `session_key` (e.g. "host:port"), when given, keys the upstream sessions this
+  // endpoint stores and resumes (see make_client_context).
   static Result<std::unique_ptr<TlsEndpoint>> client(SSL_CTX* ctx, std::string_view sni,
                                                      std::string_view verify_host,
-                                                     const std::vector<std::string>& alpn = {});
+                                                     const std::vector<std::string>& alpn = {},
+                                                     std::string_view session_key = {});
 
   ~TlsEndpoint();
   TlsEndpoint(const TlsEndpoint&) = delete;
@@ -121,6 +126,9 @@ class TlsEndpoint {
   std::string protocol_version() const;
   // The peer sent close_notify.
   bool peer_closed() const { return peer_closed_; }
+  // A client endpoint resumed a stored session (no full handshake).
+  bool resumed() const;
+  const std::string& session_key() const { return session_key_; }
 
  private:
   friend Result<certs::SslCtxPtr> make_server_context(bool allow_h2);
@@ -143,6 +151,7 @@ class TlsEndpoint {
   bool hello_seen_ = false;        // server: the ClientHello callback ran
   int pending_alert_ = 0;          // server: refuse the ClientHello with this alert
   bool alert_sent_ = false;
+  std::string session_key_;        // client: where its sessions are stored
 };
 
 }  // namespace airlock::tls

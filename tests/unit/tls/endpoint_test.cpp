@@ -277,3 +277,31 @@ TEST_CASE_FIXTURE(Fixture, "setup errors are reported, not thrown") {
   CHECK_FALSE(server->set_certificate((*leaf)->certificate.get(), ca.key()).ok());  // wrong key
   CHECK(server->set_certificate((*leaf)->certificate.get(), minter.leaf_key()).ok());
 }
+
+TEST_CASE("client sessions are resumed per key, and only for that key") {
+  Fixture f;
+  // An origin that issues session tickets (ours never does toward the guest).
+  certs::SslCtxPtr ticketing(SSL_CTX_new(TLS_server_method()));
+  REQUIRE(ticketing);
+  auto connect = [&](const char* key) {
+    auto client = TlsEndpoint::client(f.client_ctx.get(), "api.test", "api.test", {}, key);
+    REQUIRE(client.ok());
+    auto server = TlsEndpoint::server(ticketing.get());
+    REQUIRE(server.ok());
+    auto leaf = f.minter.leaf_for("api.test", f.now);
+    REQUIRE(leaf.ok());
+    REQUIRE((*server)->set_certificate((*leaf)->certificate.get(), f.minter.leaf_key()).ok());
+    pump(**client, **server);
+    REQUIRE((*client)->state() == State::established);
+    // TLS 1.3 tickets come after the handshake: a read makes the client take them.
+    Bytes plain;
+    (*client)->read_plaintext(plain, 16);
+    pump(**client, **server);
+    (*client)->read_plaintext(plain, 16);
+    return (*client)->resumed();
+  };
+  CHECK_FALSE(connect("api.test:443"));
+  CHECK(connect("api.test:443"));        // the stored session
+  CHECK_FALSE(connect("api.test:8443")); // another key never borrows it
+  CHECK_FALSE(connect(""));              // no key: nothing stored, nothing resumed
+}
