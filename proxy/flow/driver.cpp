@@ -16,11 +16,12 @@ std::int64_t millis(mitm::Clock::time_point from, mitm::Clock::time_point to) {
 }  // namespace
 
 FlowDriver::FlowDriver(asio::io_context& io, std::shared_ptr<mitm::MitmContext> context, policy::Grant grant,
-                       upstream::Dialer& dialer, AuditSink sink)
+                       upstream::Dialer& dialer, UpstreamPool* pool, AuditSink sink)
     : io_(io),
       context_(std::move(context)),
       grant_(std::move(grant)),
       dialer_(dialer),
+      pool_(pool),
       sink_(std::move(sink)),
       root_(std::make_unique<mitm::FlowLayer>(context_, grant_)),
       timer_(io),
@@ -86,8 +87,15 @@ void FlowDriver::execute(mitm::Commands& commands) {
       } else {
         close_upstream(close->reset);
       }
-    } else if (std::holds_alternative<mitm::Open>(command)) {
-      open_upstream();
+    } else if (auto* open = std::get_if<mitm::Open>(&command)) {
+      open_upstream(*open);
+    } else if (auto* release = std::get_if<mitm::Release>(&command)) {
+      if (upstream_ && !upstream_shut_ && pool_ != nullptr && !closed_) {
+        auto stream = std::move(upstream_);
+        pool_->put(pool_key(release->tls != nullptr), UpstreamPool::Entry{std::move(stream), release->tls, record_.address});
+      } else {
+        close_upstream(false);
+      }
     } else if (auto* emit = std::get_if<mitm::Emit>(&command)) {
       if (std::holds_alternative<audit::HttpRequest>(emit->event)) ++record_.requests;
       if (sink_) sink_(std::move(emit->event));
@@ -104,9 +112,23 @@ void FlowDriver::execute(mitm::Commands& commands) {
   finish_guest_close();
 }
 
-void FlowDriver::open_upstream() {
+std::string FlowDriver::pool_key(bool tls) const {
+  return grant_.host.to_string() + ":" + std::to_string(grant_.port) + "|" + grant_.rule.to_string() +
+         (tls ? "|tls" : "|plain");
+}
+
+void FlowDriver::open_upstream(const mitm::Open& open) {
   if (closed_) return;
   if (dial_) return;  // one dial at a time
+  if (open.reusable && pool_ != nullptr && !upstream_) {
+    if (auto entry = pool_->take(pool_key(open.tls))) {
+      record_.address = entry->address;
+      adopt(std::move(entry->stream));
+      run(mitm::Connected{entry->tls ? entry->tls->alpn() : std::string(), true, std::move(entry->tls)});
+      pump();
+      return;
+    }
+  }
   if (upstream_) {
     // A connection the layers finished with (half-closed) makes way quietly; a live one
     // can only be reset. Either way nothing from it reaches the layers again.
@@ -131,7 +153,14 @@ void FlowDriver::on_dialled(upstream::DialResult result) {
     pump();
     return;
   }
-  upstream_ = ByteStream::create(std::move(*result.socket), ByteStream::Marks{kHighWater, kLowWater});
+  adopt(ByteStream::create(std::move(*result.socket), ByteStream::Marks{kHighWater, kLowWater}));
+  run(mitm::Connected{});
+  pump();
+}
+
+void FlowDriver::adopt(std::shared_ptr<ByteStream> stream) {
+  upstream_ = std::move(stream);
+  upstream_shut_ = false;
   std::weak_ptr<FlowDriver> weak = weak_from_this();
   upstream_->set_handlers(ByteStream::Handlers{
       [weak](std::span<const std::uint8_t> data) {
@@ -163,8 +192,6 @@ void FlowDriver::on_dialled(upstream::DialResult result) {
       [weak] {
         if (auto self = weak.lock(); self && !self->closed_) self->pump();
       }});
-  run(mitm::Connected{});
-  pump();
 }
 
 void FlowDriver::close_upstream(bool reset) {

@@ -7,8 +7,10 @@
 //     for the upstream are under the high-water mark (else the guest's TCP window closes);
 //   - layers -> guest: GuestFlow::send(), what it can't take yet waits here (bounded by
 //     the same mark: upstream reads pause above it, and while the guest link is congested);
-//   - Open -> one Dial through the Dialer (resolve, IP guard, connect) -> Connected or
-//     ConnectFailed; a later Open (the layer re-dials after the origin closed) dials anew;
+//   - Open -> an idle pooled connection for the same grant when the layer can use one
+//     (Connected{reused}), else one Dial through the Dialer (resolve, IP guard, connect)
+//     -> Connected or ConnectFailed; a later Open (the layer re-dials after the origin
+//     closed) dials anew; Release -> the connection (and its TLS session) goes to the pool;
 //   - upstream <-> layers: a ByteStream (reading paused while the layers or the guest
 //     can't keep up);
 //   - Close{guest}: FIN once every byte for the guest is out, or RST; Close{upstream}:
@@ -37,6 +39,7 @@
 #include "audit/events.hpp"
 #include "policy/engine.hpp"
 #include "proxy/flow/flow_handler.hpp"
+#include "proxy/flow/pool.hpp"
 #include "proxy/flow/stream.hpp"
 #include "proxy/mitm/context.hpp"
 #include "proxy/mitm/layer.hpp"
@@ -58,8 +61,9 @@ class FlowDriver final : public FlowHandler, public std::enable_shared_from_this
   };
 
   // `host` is the destination as the guest named it (for the record).
+  // `pool` (may be null) keeps released upstream connections for other flows.
   FlowDriver(asio::io_context& io, std::shared_ptr<mitm::MitmContext> context, policy::Grant grant,
-             upstream::Dialer& dialer, AuditSink sink);
+             upstream::Dialer& dialer, UpstreamPool* pool, AuditSink sink);
   ~FlowDriver() override;
 
   void start(GuestFlow& guest) override;
@@ -77,8 +81,10 @@ class FlowDriver final : public FlowHandler, public std::enable_shared_from_this
   void execute(mitm::Commands& commands);
   void pump();
   void push_to_guest();
-  void open_upstream();
+  void open_upstream(const mitm::Open& open);
   void on_dialled(upstream::DialResult result);
+  void adopt(std::shared_ptr<ByteStream> stream);
+  std::string pool_key(bool tls) const;
   void close_upstream(bool reset);
   void update_upstream_reading();
   void arm_timer();
@@ -88,6 +94,7 @@ class FlowDriver final : public FlowHandler, public std::enable_shared_from_this
   std::shared_ptr<mitm::MitmContext> context_;
   policy::Grant grant_;
   upstream::Dialer& dialer_;
+  UpstreamPool* pool_;
   AuditSink sink_;
   std::unique_ptr<mitm::Layer> root_;
   GuestFlow* guest_ = nullptr;

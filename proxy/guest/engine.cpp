@@ -70,6 +70,7 @@ NetworkEngine::NetworkEngine(asio::io_context& io, std::shared_ptr<mitm::MitmCon
       dns_(config_.dns, context_->policy().evaluator(), context_->policy().network(), pool_),
       resolver_(io, context_->policy().network(), config_.resolver),
       dialer_(io, resolver_, context_->policy(), config_.dialer),
+      upstreams_(io),
       stack_(with_seed(config_.net),
              [this](std::span<const std::uint8_t> query) {
                return dns_.answer(query, dns::Clock::now(), dns::Transport::udp);
@@ -110,6 +111,7 @@ void NetworkEngine::stop() {
     if (flow->pinned) pool_.unpin(*flow->pinned, dns::Clock::now());
   }
   drain_dns_events();
+  upstreams_.clear();
   link_.close();
 }
 
@@ -259,7 +261,7 @@ void NetworkEngine::on_flow_requested(const netstack::FlowRequested& requested) 
   }
   if (!stack_.accept(flow.id, netstack::Clock::now())) return;  // FlowClosed is on its way
   ++counters_.flows_admitted;
-  auto driver = std::make_shared<flow::FlowDriver>(io_, context_, std::move(*admission.grant), dialer_,
+  auto driver = std::make_shared<flow::FlowDriver>(io_, context_, std::move(*admission.grant), dialer_, &upstreams_,
                                                    [this](audit::Event e) { emit(std::move(e)); });
   flow.handler = driver;
   driver->start(flow);
@@ -339,6 +341,8 @@ nlohmann::json NetworkEngine::counters_json() const {
   const auto& u = dialer_.counters();
   out["dialer"] = {{"dials", u.dials},   {"connected", u.connected}, {"refused", u.refused},
                    {"failed", u.failed}, {"cancelled", u.cancelled}, {"queued", u.queued}};
+  const auto& p = upstreams_.counters();
+  out["pool"] = {{"released", p.released}, {"reused", p.reused}, {"evicted", p.evicted}, {"dropped", p.dropped}};
   const auto& c = counters_;
   out["flows"] = {{"requested", c.flows_requested},     {"admitted", c.flows_admitted},
                   {"refused", c.flows_refused},         {"refused_cap", c.flows_refused_cap},

@@ -43,6 +43,7 @@
 #include "proxy/dns/dns_handler.hpp"
 #include "proxy/dns/name_pool.hpp"
 #include "proxy/flow/flow_handler.hpp"
+#include "proxy/flow/pool.hpp"
 #include "proxy/guest/guest_link.hpp"
 #include "proxy/mitm/context.hpp"
 #include "proxy/netstack/stack.hpp"
@@ -131,6 +132,7 @@ class NetworkEngine {
   dns::DnsHandler dns_;
   upstream::Resolver resolver_;
   upstream::Dialer dialer_;
+  flow::UpstreamPool upstreams_;
   netstack::NetStack stack_;
   GuestLink link_;
   asio::steady_timer timer_;

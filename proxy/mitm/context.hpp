@@ -57,6 +57,8 @@ class MitmContext {
     // Request bodies that need a secret swapped under a Content-Length, and small
     // scrubbed responses, are held whole up to this size to re-count their length.
     std::size_t max_buffered_body = 1u << 20;
+    // Idle HTTP/1.1 upstream connections go back to the driver's pool (Release).
+    bool pool_upstreams = true;
   };
 
   static Result<std::shared_ptr<MitmContext>> create(std::shared_ptr<policy::PolicyEngine> policy,

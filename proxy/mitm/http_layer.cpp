@@ -185,7 +185,8 @@ void HttpLayer::handle(Event event, Clock::time_point now, Commands& out) {
     }
   } else if (auto* connected = std::get_if<Connected>(&event)) {
     upstream_alpn_ = connected->alpn;
-    upstream_served_ = 0;
+    upstream_served_ = connected->reused ? 1 : 0;
+    upstream_closed_sent_ = false;
     if (connected->alpn == "h2") {
       ++counters_.upstream_h2;
       upstream_ = std::make_unique<http2::H2UpstreamCodec>();
@@ -411,7 +412,8 @@ void HttpLayer::try_start(Commands& out) {
     std::vector<std::string> alpn;
     if (guest_->protocol() == "HTTP/2" && context_->options().http2) alpn.emplace_back("h2");
     alpn.emplace_back("http/1.1");
-    out.push_back(Open{std::move(alpn)});
+    const bool reusable = alpn.size() == 1;  // an idle HTTP/1.1 connection from the pool will do
+    out.push_back(Open{std::move(alpn), flow_.tls, reusable});
   }
 }
 
@@ -644,7 +646,20 @@ void HttpLayer::on_response_end(Exchange& x, http::Trailers trailers, Clock::tim
   drain_response(x, budget, now, out);
 }
 
-void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands&) {
+bool HttpLayer::reusable_upstream() const {
+  return upstream_ && upstream_state_ == Upstream::ready && upstream_->protocol() == "HTTP/1.1" &&
+         !upstream_->exhausted() && upstream_->open_streams() == 0 && !upstream_->has_output() && !tunnel_ &&
+         context_->options().pool_upstreams;
+}
+
+void HttpLayer::release_upstream(Commands& out) {
+  by_upstream_.clear();
+  upstream_.reset();
+  upstream_state_ = Upstream::none;
+  out.push_back(Release{});
+}
+
+void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands& out) {
   if (x.recorded) return;
   if (x.scrub && x.scrubber) {
     http::Bytes rest;
@@ -666,6 +681,9 @@ void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands&) {
   ++upstream_served_;
   record(x, now);
   forget(x);
+  // Nothing else wants the connection now: back to the pool, so an idle guest connection
+  // holds none and another can use it.
+  if (exchanges_.empty() && waiting_.empty() && reusable_upstream()) release_upstream(out);
 }
 
 void HttpLayer::on_upgrade(Exchange& x, Clock::time_point now, Commands& out) {
@@ -924,7 +942,10 @@ void HttpLayer::check_closes(Commands& out) {
   if (idle && (guest_->wants_close() || guest_eof_)) {
     guest_closed_ = true;
     out.push_back(Close{Side::guest, false});
-    if (upstream_state_ != Upstream::none) drop_upstream(out, false);
+    if (reusable_upstream())
+      release_upstream(out);
+    else if (upstream_state_ != Upstream::none)
+      drop_upstream(out, false);
   }
 }
 

@@ -91,6 +91,8 @@ class HttpLayer final : public Layer {
   void on_connect_failed(const ConnectFailed& failure, Clock::time_point now, Commands& out);
   void on_upstream_closed(bool reset, const std::string& detail, Clock::time_point now, Commands& out);
   void drop_upstream(Commands& out, bool reset);
+  bool reusable_upstream() const;
+  void release_upstream(Commands& out);
   // The upstream connection is gone: its exchanges fail, or (closed, idempotent, nothing
   // received) go again on a new one.
   void lose_upstream(bool closed, const std::string& detail, Clock::time_point now, Commands& out);

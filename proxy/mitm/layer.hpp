@@ -16,8 +16,10 @@
 //              TimerIn (a layer's deadline passed).
 // Commands out: Send (bytes to one side), Close (one side: graceful = FIN after what is
 //              queued, or reset), Open (dial the upstream the flow's grant allows; lazily,
-//              when there is something to send), Emit (an audit event), Note (facts for the
-//              flow's one closing record: what it carried, why it was refused).
+//              when there is something to send), Release (the upstream connection is idle
+//              and clean: the driver may pool it for the next flow to the same place),
+//              Emit (an audit event), Note (facts for the flow's one closing record: what
+//              it carried, why it was refused).
 //
 // Backpressure: the driver reads a side only while wants(side) holds and its own queue
 // toward the other side is short; a layer that stopped producing for lack of room says
@@ -26,12 +28,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "audit/events.hpp"
+#include "proxy/tls/endpoint.hpp"
 
 namespace airlock::mitm {
 
@@ -55,6 +59,11 @@ struct ClosedIn {
 };
 struct Connected {
   std::string alpn;     // negotiated with the upstream (TLS), "" for none
+  // A pooled connection handed back: already used for earlier requests (so an origin
+  // closing it as a request goes out is a keep-alive race), with its TLS session when it
+  // is a TLS connection.
+  bool reused = false;
+  std::shared_ptr<tls::TlsEndpoint> tls;
 };
 struct ConnectFailed {
   std::string reason;   // private_address, dns_failed, connect_failed, connect_timeout,
@@ -79,6 +88,14 @@ struct Close {
 };
 struct Open {
   std::vector<std::string> alpn;  // what the HTTP layer can speak upstream (for TLS)
+  bool tls = false;               // TLS is made on top (by the bridge)
+  bool reusable = false;          // an idle HTTP/1.1 connection from the pool will do
+};
+// The layers are done with the upstream connection and it is clean to reuse (HTTP/1.1,
+// idle, between messages): the driver may pool it, with its TLS session, for another
+// connection of the same flow kind (host, port, rule) instead of closing it.
+struct Release {
+  std::shared_ptr<tls::TlsEndpoint> tls;
 };
 struct Emit {
   audit::Event event;
@@ -92,7 +109,7 @@ struct Note {
   std::string error;         // it failed otherwise (connect_failed, guest_tls_failed, ...)
   std::string detail;
 };
-using Command = std::variant<Send, Close, Open, Emit, Note>;
+using Command = std::variant<Send, Close, Open, Release, Emit, Note>;
 using Commands = std::vector<Command>;
 
 class Layer {

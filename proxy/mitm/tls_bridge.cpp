@@ -99,7 +99,15 @@ void TlsBridge::handle(Event event, Clock::time_point now, Commands& out) {
     }
     return;
   }
-  if (std::holds_alternative<Connected>(event)) {
+  if (auto* connected = std::get_if<Connected>(&event)) {
+    if (connected->tls) {
+      // A pooled connection, its TLS session already established for this flow's name.
+      upstream_ = std::move(connected->tls);
+      upstream_open_ = true;
+      upstream_established_ = true;
+      to_child(Connected{upstream_->alpn(), true, nullptr}, now, out);
+      return;
+    }
     // TCP is up: TLS on top, for the flow's name.
     const std::string host = flow_.host.to_string();
     auto client = tls::TlsEndpoint::client(context_->client_context(), flow_.host.is_ip() ? std::string() : host,
@@ -110,7 +118,7 @@ void TlsBridge::handle(Event event, Clock::time_point now, Commands& out) {
       drop_upstream();
       return;
     }
-    upstream_ = std::move(*client);
+    upstream_ = std::shared_ptr<tls::TlsEndpoint>(std::move(*client));
     pump_upstream(now, out);
     return;
   }
@@ -282,7 +290,22 @@ void TlsBridge::to_child(Event event, Clock::time_point now, Commands& out) {
     } else if (auto* open = std::get_if<Open>(&command)) {
       alpn_offer_ = open->alpn;
       upstream_open_ = true;
-      out.push_back(Open{});
+      out.push_back(Open{open->alpn, true, open->reusable});
+    } else if (std::holds_alternative<Release>(command)) {
+      // Reusable only when nothing of TLS is in flight either way.
+      if (upstream_ && upstream_established_ && upstream_cipher_.empty() && upstream_plain_.empty() &&
+          upstream_->state() == tls::TlsEndpoint::State::established) {
+        out.push_back(Release{std::move(upstream_)});
+        drop_upstream();
+      } else if (upstream_open_) {
+        if (upstream_ && upstream_established_) {
+          upstream_->close_notify();
+          if (auto cipher = upstream_->take_ciphertext(); !cipher.empty())
+            out.push_back(Send{Side::upstream, std::move(cipher)});
+        }
+        drop_upstream();
+        out.push_back(Close{Side::upstream, false});
+      }
     } else {
       out.push_back(std::move(command));
     }

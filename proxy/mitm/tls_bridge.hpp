@@ -72,7 +72,7 @@ class TlsBridge final : public Layer {
   std::unique_ptr<Layer> child_;
   // Upstream.
   std::vector<std::string> alpn_offer_;
-  std::unique_ptr<tls::TlsEndpoint> upstream_;
+  std::shared_ptr<tls::TlsEndpoint> upstream_;  // shared: a pooled connection carries it
   Bytes upstream_cipher_;
   Bytes upstream_plain_;        // from the layer above, before the handshake is done
   bool upstream_open_ = false;  // an Open is under way or done

@@ -107,7 +107,7 @@ class ExplicitProxy::Connection : public std::enable_shared_from_this<Connection
     }
     EventSink sink = proxy_.sink_;
     auto driver = std::make_shared<flow::FlowDriver>(proxy_.io_, proxy_.context_, std::move(*admission.grant),
-                                                     proxy_.dialer_, [sink](audit::Event e) {
+                                                     proxy_.dialer_, &proxy_.pool_, [sink](audit::Event e) {
                                                        if (sink) sink(std::move(e));
                                                      });
     auto guest = std::make_shared<SocketGuestFlow>(stream_, std::move(rest));
@@ -174,6 +174,7 @@ ExplicitProxy::ExplicitProxy(asio::io_context& io, std::shared_ptr<mitm::MitmCon
       sink_(std::move(sink)),
       resolver_(io, context_->policy().network(), config_.resolver),
       dialer_(io, resolver_, context_->policy(), config_.dialer),
+      pool_(io),
       acceptor_(io) {}
 
 ExplicitProxy::~ExplicitProxy() { alive_.reset(); }

@@ -27,6 +27,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "audit/events.hpp"
+#include "proxy/flow/pool.hpp"
 #include "proxy/mitm/context.hpp"
 #include "proxy/upstream/dialer.hpp"
 #include "proxy/upstream/resolver.hpp"
@@ -70,6 +71,7 @@ class ExplicitProxy {
   EventSink sink_;
   upstream::Resolver resolver_;
   upstream::Dialer dialer_;
+  flow::UpstreamPool pool_;
   asio::ip::tcp::acceptor acceptor_;
   Counters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

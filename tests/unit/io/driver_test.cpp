@@ -162,7 +162,7 @@ Run run(OriginFault fault, int guest_fail_at) {
   guest->fail_at = guest_fail_at;
   auto admission = engine->admit(*policy::Host::parse("origin.test"), origin.port());
   REQUIRE(admission.admitted());
-  guest->driver = std::make_shared<flow::FlowDriver>(io, context, *admission.grant, dialer, [&](audit::Event e) {
+  guest->driver = std::make_shared<flow::FlowDriver>(io, context, *admission.grant, dialer, nullptr, [&](audit::Event e) {
     if (std::holds_alternative<audit::Flow>(e)) ++result.flows;
     if (std::holds_alternative<audit::HttpRequest>(e)) ++result.requests;
     result.events.push_back(std::move(e));

@@ -869,3 +869,87 @@ TEST_CASE("a SYN over the flow cap is refused and recorded") {
   CHECK(event.data["close_reason"] == "refused");
   CHECK(h.engine->counters().flows_refused_cap == 1);
 }
+
+namespace {
+
+// A loopback HTTP/1.1 server that answers every request head with a small keep-alive 200
+// and counts its connections.
+class KeepAliveServer {
+ public:
+  explicit KeepAliveServer(asio::io_context& io)
+      : acceptor_(io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+    accept();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int accepted = 0;
+  int answered = 0;
+
+ private:
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(asio::ip::tcp::socket s, KeepAliveServer& o) : socket(std::move(s)), owner(o) {}
+    asio::ip::tcp::socket socket;
+    KeepAliveServer& owner;
+    std::array<char, 4096> buffer{};
+    std::string pending;
+    std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    void read() {
+      socket.async_read_some(asio::buffer(buffer), [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                              std::size_t n) {
+        if (ec) return;
+        self->pending.append(self->buffer.data(), n);
+        while (true) {
+          auto end = self->pending.find("\r\n\r\n");
+          if (end == std::string::npos) break;
+          self->pending.erase(0, end + 4);
+          ++self->owner.answered;
+          asio::write(self->socket, asio::buffer(self->reply));
+        }
+        self->read();
+      });
+    }
+  };
+  void accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket s) {
+      if (ec) return;
+      ++accepted;
+      std::make_shared<Session>(std::move(s), *this)->read();
+      accept();
+    });
+  }
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+}  // namespace
+
+TEST_CASE("guest connections one after another share one pooled upstream connection") {
+  Harness h;
+  KeepAliveServer server(h.io);
+  policy::NetworkPolicy net = echo_policy({server.port()});
+  net.allowed_hosts = patterns({"echo.test"});  // no port named: plain HTTP, lazy dials
+  h.start(net);
+  const netstack::Ipv4Address synthetic = a_record(h.ask("echo.test"));
+  for (std::uint16_t i = 0; i < 3; ++i) {
+    GuestTcp conn{h, synthetic, server.port(), static_cast<std::uint16_t>(40400 + i)};
+    conn.segment(tcp_flag::syn);
+    REQUIRE(conn.wait_for([](const TcpOut& s) { return s.has(tcp_flag::syn); }));
+    conn.segment(tcp_flag::ack);
+    conn.segment(tcp_flag::ack | tcp_flag::psh,
+                 "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: echo.test:" + std::to_string(server.port()) + "\r\n\r\n");
+    REQUIRE(h.step_until([&] {
+      conn.take();
+      return conn.received.ends_with("ok");
+    }));
+    conn.segment(tcp_flag::ack | tcp_flag::fin);
+    REQUIRE(h.step_until([&] {
+      conn.take();
+      return conn.fin_received;
+    }));
+    conn.segment(tcp_flag::ack);
+  }
+  CHECK(server.answered == 3);
+  CHECK(server.accepted == 1);
+  CHECK(h.engine->dialer_counters().dials == 1);
+  const auto counters = h.engine->counters_json();
+  CHECK(counters["pool"]["reused"] == 2);
+  REQUIRE(h.step_until([&] { return h.events_of("network").size() == 6; }));  // 3 requests, 3 flows
+}

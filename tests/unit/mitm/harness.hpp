@@ -121,6 +121,11 @@ struct World {
   bool upstream_closed = false;
   bool upstream_reset = false;
   std::string origin_name;
+  // The driver's pool, one connection deep.
+  bool pooled = false;
+  bool reuse_pending = false;
+  int reuses = 0;
+  std::shared_ptr<tls::TlsEndpoint> pooled_tls;
 
   std::vector<audit::Event> events;
   std::vector<Note> notes;
@@ -193,11 +198,22 @@ struct World {
       } else {
         (close->reset ? upstream_reset : upstream_closed) = true;
         connected = false;
+        pooled = false;
         server.reset();
       }
-    } else if (std::holds_alternative<Open>(command)) {
+    } else if (auto* open = std::get_if<Open>(&command)) {
+      if (open->reusable && pooled) {
+        // The driver's pool: the same origin connection, handed back.
+        pooled = false;
+        ++reuses;
+        reuse_pending = true;
+        return;
+      }
       ++opens;
       open_pending = true;
+    } else if (auto* release = std::get_if<Release>(&command)) {
+      pooled = connected;
+      pooled_tls = release->tls;
     } else if (auto* emit = std::get_if<Emit>(&command)) {
       events.push_back(std::move(emit->event));
     } else if (auto* note = std::get_if<Note>(&command)) {
@@ -209,6 +225,12 @@ struct World {
   void settle() {
     for (int round = 0; round < 200; ++round) {
       bool progress = false;
+      if (reuse_pending) {
+        reuse_pending = false;
+        progress = true;
+        std::string alpn = pooled_tls ? pooled_tls->alpn() : std::string();
+        feed(Connected{alpn, true, std::move(pooled_tls)});
+      }
       if (open_pending && auto_connect) {
         open_pending = false;
         progress = true;
@@ -263,6 +285,15 @@ struct World {
     settle();
   }
   void origin_eof() {
+    if (pooled) {
+      // Closed while pooled: the pool evicts it; the layers never hear.
+      pooled = false;
+      pooled_tls.reset();
+      connected = false;
+      server.reset();
+      upstream_closed = true;
+      return;
+    }
     if (tls && server) {
       server->close_notify();
       auto c = server->take_ciphertext();

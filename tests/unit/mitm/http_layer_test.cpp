@@ -260,3 +260,26 @@ TEST_CASE("http: the same requests reach the origin whatever the chunking") {
 
 }  // namespace
 }  // namespace airlock::mitm::testing
+
+namespace airlock::mitm::testing {
+namespace {
+
+TEST_CASE("http: an idle upstream connection goes back to the pool between requests") {
+  Plain w;
+  w.open("other.test", 80);
+  w.guest_send("GET /1 HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na");
+  CHECK(w.pooled);  // released as soon as nothing wanted it
+  w.guest_send("GET /2 HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  CHECK(w.opens == 1);
+  CHECK(w.reuses == 1);
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb");
+  CHECK(w.guest_in.ends_with("b"));
+  // A connection that must close is never pooled.
+  w.guest_send("GET /3 HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  w.origin_send("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nc");
+  CHECK_FALSE(w.pooled);
+}
+
+}  // namespace
+}  // namespace airlock::mitm::testing
