@@ -201,6 +201,11 @@ void HttpLayer::handle(Event event, Clock::time_point now, Commands& out) {
     on_connect_failed(*failed, now, out);
   } else if (std::holds_alternative<Drained>(event)) {
     // Go on decoding what waits (below).
+  } else if (std::holds_alternative<TimerIn>(event)) {
+    if (release_at_ && now >= *release_at_) {
+      release_at_.reset();
+      if (exchanges_.empty() && waiting_.empty() && reusable_upstream()) release_upstream(out);
+    }
   }
   // Responses that waited for room go on, within the step budget.
   more_ = false;
@@ -282,6 +287,7 @@ void HttpLayer::on_guest_events(std::vector<http::GuestEvent>& events, Clock::ti
 
 void HttpLayer::on_request(http::RequestStart start, Clock::time_point now, Commands& out) {
   ++counters_.requests;
+  release_at_.reset();  // the connection is wanted again
   auto made = std::make_unique<Exchange>();
   Exchange& x = *made;
   x.id = start.stream;
@@ -646,6 +652,8 @@ void HttpLayer::on_response_end(Exchange& x, http::Trailers trailers, Clock::tim
   drain_response(x, budget, now, out);
 }
 
+std::optional<Clock::time_point> HttpLayer::deadline() const { return release_at_; }
+
 bool HttpLayer::reusable_upstream() const {
   return upstream_ && upstream_state_ == Upstream::ready && upstream_->protocol() == "HTTP/1.1" &&
          !upstream_->exhausted() && upstream_->open_streams() == 0 && !upstream_->has_output() && !tunnel_ &&
@@ -681,9 +689,9 @@ void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands& ou
   ++upstream_served_;
   record(x, now);
   forget(x);
-  // Nothing else wants the connection now: back to the pool, so an idle guest connection
-  // holds none and another can use it.
-  if (exchanges_.empty() && waiting_.empty() && reusable_upstream()) release_upstream(out);
+  // Nothing wants the connection now: if that lasts kReleaseAfter, it goes back to the
+  // pool, so an idle guest connection holds none and another can use it.
+  if (exchanges_.empty() && waiting_.empty() && reusable_upstream()) release_at_ = now + kReleaseAfter;
 }
 
 void HttpLayer::on_upgrade(Exchange& x, Clock::time_point now, Commands& out) {

@@ -57,6 +57,8 @@ class HttpLayer final : public Layer {
   // Guest body bytes waiting for an upstream, and origin bytes waiting to be decoded,
   // above which the driver stops reading that side.
   static constexpr std::size_t kMaxWaiting = 1u << 20;
+  // An upstream connection idle this long goes back to the pool (Release).
+  static constexpr std::chrono::milliseconds kReleaseAfter{250};
 
   HttpLayer(std::shared_ptr<MitmContext> context, FlowTarget flow, std::unique_ptr<http::GuestCodec> guest);
   ~HttpLayer() override;
@@ -64,6 +66,7 @@ class HttpLayer final : public Layer {
   void handle(Event event, Clock::time_point now, Commands& out) override;
   bool wants(Side side) const override;
   bool pending(Side side) const override;
+  std::optional<Clock::time_point> deadline() const override;
 
  private:
   struct Exchange;
@@ -135,6 +138,7 @@ class HttpLayer final : public Layer {
   bool tunnel_failed_ = false;
   std::optional<WebSocketScrubber> ws_scrubber_;
   bool more_ = false;                   // response bytes wait for the guest to drain
+  std::optional<Clock::time_point> release_at_;  // the idle upstream goes to the pool then
   std::vector<audit::HttpRequest> pending_events_;
   Counters& counters_;
 };
