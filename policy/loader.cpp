@@ -42,6 +42,8 @@ constexpr std::uint32_t kMinDiskMb = 256;
 constexpr std::uint32_t kMaxDiskMb = 16 * 1024 * 1024;
 constexpr double kMaxCpus = 256;
 constexpr std::uint32_t kMaxTimeoutSeconds = 7 * 24 * 3600;
+constexpr std::uint32_t kMinAuditQueueEvents = 1;
+constexpr std::uint32_t kMaxAuditQueueEvents = 1u << 20;
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -237,12 +239,13 @@ class Loader {
     if (!root.IsMap()) top.fail("a policy file must be a mapping, found " + describe(root));
     // vfs first: mounts and workspace don't depend on anything else, but keep the
     // workspace known before paths are checked.
-    for (auto& [key, value] : top.entries({"image", "resources", "network", "vfs", "env"})) {
+    for (auto& [key, value] : top.entries({"image", "resources", "network", "vfs", "env", "audit"})) {
       if (key == "image") policy.image = image_name(value);
       else if (key == "resources") resources(value, policy.resources);
       else if (key == "network") network(value, policy.network);
       else if (key == "vfs") vfs(value, policy.vfs);
       else if (key == "env") env(value, policy.env);
+      else if (key == "audit") audit(value, policy.audit);
     }
     return policy;
   }
@@ -460,6 +463,19 @@ class Loader {
               [](auto& a, auto& b) { return a.guest_path < b.guest_path; });
   }
 
+  static void audit(const Cursor& at, AuditPolicy& out) {
+    for (auto& [key, value] : at.entries({"on_overflow", "queue_events"})) {
+      if (key == "on_overflow") {
+        const std::string mode = value.string();
+        if (mode == "block") out.on_overflow = AuditOverflow::kBlock;
+        else if (mode == "drop") out.on_overflow = AuditOverflow::kDrop;
+        else value.fail("expected block or drop, found \"" + mode + "\"");
+      } else {
+        out.queue_events = value.convert(parse_audit_queue_events);
+      }
+    }
+  }
+
   static void env(const Cursor& at, std::map<std::string, std::string>& out) {
     for (auto& [name, value] : at.entries()) {
       if (!is_valid_env_name(name))
@@ -540,6 +556,16 @@ std::uint32_t parse_timeout_seconds(std::string_view text) {
     throw PolicyError("timeout must be a whole number of seconds up to " +
                       std::to_string(kMaxTimeoutSeconds) + " (0 = none)");
   return static_cast<std::uint32_t>(seconds);
+}
+
+std::uint32_t parse_audit_queue_events(std::string_view text) {
+  auto [value, unit] = number_and_unit(text, "queue size");
+  if (!unit.empty() || value != std::floor(value) || value < kMinAuditQueueEvents ||
+      value > kMaxAuditQueueEvents)
+    throw PolicyError("queue_events must be a whole number from " +
+                      std::to_string(kMinAuditQueueEvents) + " to " +
+                      std::to_string(kMaxAuditQueueEvents) + ", got \"" + std::string(text) + "\"");
+  return static_cast<std::uint32_t>(value);
 }
 
 bool is_valid_env_name(std::string_view name) {

@@ -30,6 +30,7 @@ std::uint32_t check_memory_mb(std::uint32_t mb);      // range check, returns mb
 std::uint32_t check_disk_mb(std::uint32_t mb);
 double parse_cpus(std::string_view text);
 std::uint32_t parse_timeout_seconds(std::string_view text);  // "300", "300s", "5m", "1h"
+std::uint32_t parse_audit_queue_events(std::string_view text);  // 1 .. 1048576
 bool is_valid_env_name(std::string_view name);
 // Guest path of a mount: relative to the workspace unless already inside it.
 std::string mount_guest_path(std::string_view guest, const std::string& workspace);

@@ -95,12 +95,24 @@ struct VfsPolicy {
   std::vector<Mount> mounts;                // sorted by guest path
 };
 
+// What the audit trail does when its writer falls behind the VM's network: `block`
+// makes egress wait for the writer (nothing is lost), `drop` lets traffic go on and
+// writes one events_lost record per run of records that did not fit. Either way the
+// log never has a silent gap, and a full disk stops the VM's network.
+enum class AuditOverflow { kBlock, kDrop };
+
+struct AuditPolicy {
+  AuditOverflow on_overflow = AuditOverflow::kBlock;
+  std::uint32_t queue_events = 4096;  // records held between the network and the writer
+};
+
 struct Policy {
   std::string source;                       // file it came from, or "" for defaults
   std::string image = "default";
   Resources resources;
   NetworkPolicy network;
   VfsPolicy vfs;
+  AuditPolicy audit;
   std::map<std::string, std::string> env;
 };
 

@@ -94,6 +94,9 @@ nlohmann::json to_json(const Policy& policy) {
       {"network", network},
       {"vfs", {{"workspace", policy.vfs.workspace}, {"mounts", mounts}}},
       {"env", policy.env},
+      {"audit",
+       {{"on_overflow", policy.audit.on_overflow == AuditOverflow::kBlock ? "block" : "drop"},
+        {"queue_events", policy.audit.queue_events}}},
   };
 }
 

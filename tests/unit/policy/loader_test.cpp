@@ -231,3 +231,20 @@ TEST_CASE("a missing file is a clear error") {
   CHECK_THROWS_WITH_AS(load_policy_file("/nonexistent/p.yaml"),
                        "/nonexistent/p.yaml: cannot open policy file", PolicyError);
 }
+
+TEST_CASE("audit: overflow mode and queue size, block by default") {
+  CHECK(load("").audit.on_overflow == AuditOverflow::kBlock);
+  CHECK(load("").audit.queue_events == 4096);
+  Policy p = load("audit: {on_overflow: drop, queue_events: 16}");
+  CHECK(p.audit.on_overflow == AuditOverflow::kDrop);
+  CHECK(p.audit.queue_events == 16);
+  CHECK(load("audit: {on_overflow: block}").audit.on_overflow == AuditOverflow::kBlock);
+  std::string bad_mode = error_of("audit:\n  on_overflow: ignore\n");
+  CHECK(bad_mode.find("p.yaml:2:") == 0);
+  CHECK(bad_mode.find("audit.on_overflow: expected block or drop") != std::string::npos);
+  CHECK(error_of("audit: {queue_events: 0}").find("audit.queue_events: queue_events must be") !=
+        std::string::npos);
+  CHECK(error_of("audit: {queue_events: 2.5}").find("whole number") != std::string::npos);
+  CHECK(error_of("audit: {queue_events: 99999999}").find("1048576") != std::string::npos);
+  CHECK(error_of("audit: {on_overflw: drop}").find("on_overflw") != std::string::npos);
+}

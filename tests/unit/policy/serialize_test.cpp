@@ -30,3 +30,15 @@ TEST_CASE("normalised YAML loads back to the same policy") {
                                   [](const std::string&) { return std::nullopt; });
   CHECK(to_json(again) == to_json(p));
 }
+
+TEST_CASE("the audit section round-trips") {
+  Policy p = load_policy_text("audit: {on_overflow: drop, queue_events: 64}\n", "p.yaml",
+                              std::filesystem::temp_directory_path(),
+                              [](const std::string&) { return std::nullopt; });
+  CHECK(to_json(p)["audit"]["on_overflow"] == "drop");
+  CHECK(to_json(p)["audit"]["queue_events"] == 64);
+  Policy again = load_policy_text(to_yaml(p), "again.yaml", std::filesystem::temp_directory_path(),
+                                  [](const std::string&) { return std::nullopt; });
+  CHECK(again.audit.on_overflow == AuditOverflow::kDrop);
+  CHECK(again.audit.queue_events == 64);
+}
