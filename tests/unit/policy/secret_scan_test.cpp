@@ -103,3 +103,44 @@ TEST_CASE("secret scan: what a store asks of requests and responses") {
   CHECK(store.any_authorized(*Host::parse("api.test"), 443, true));
   CHECK_FALSE(store.any_authorized(*Host::parse("api.test"), 443, false));
 }
+
+TEST_CASE("secret scan: the real value base64-encoded in a request to another host is a leak") {
+  // The shape a guest tries: a value with '/' and '+' (so every alphabet matters), encoded
+  // whole, in a form body, fed in any split.
+  const std::string real = "sk/live+0123456789abcdef0123456789abcdef==";
+  Secret s;
+  s.name = "API_KEY";
+  s.value = SecretValue(real);
+  s.hosts = {pattern("api.test")};
+  SecretStore store({s});
+  auto elsewhere = store.request_matches(*Host::parse("other.test"), 443, true);
+  auto b64 = [](std::string_view in) {
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+      const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                         static_cast<unsigned char>(in[i + 2]);
+      for (int k = 18; k >= 0; k -= 6) out += kAlphabet[(v >> k) & 63];
+    }
+    if (i < in.size()) {
+      unsigned v = static_cast<unsigned char>(in[i]) << 16;
+      if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+      out += kAlphabet[(v >> 18) & 63];
+      out += kAlphabet[(v >> 12) & 63];
+      out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+      out += '=';
+    }
+    return out;
+  };
+  for (const std::string& prefix : {std::string("k="), std::string("x"), std::string("ab"), std::string()}) {
+    const std::string body = prefix + b64(prefix.size() % 2 ? "z" + real : real) + "&more";
+    for (std::size_t piece : {std::size_t{1}, std::size_t{5}, body.size()}) {
+      std::optional<Finding> stopped;
+      run(*elsewhere, body, piece, &stopped);
+      INFO(body, " piece ", piece);
+      REQUIRE(stopped);
+      CHECK(stopped->action == MatchAction::leak);
+    }
+  }
+}
