@@ -1,8 +1,13 @@
 // events.jsonl writer; see audit_log.hpp.
 #include "runtime/vm/audit_log.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace airlock::runtime {
 
@@ -39,13 +44,49 @@ std::uint64_t last_audit_seq(std::string_view text) {
 }
 
 AuditLog::~AuditLog() {
-  if (file_ != nullptr) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+
+// Writes all of data at the end of fd; errno is left set on failure.
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// A file of `bytes` real blocks (zeros written, not a sparse hole). False if there is no room.
+bool make_reserve(const std::filesystem::path& path, std::size_t bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const std::string zeros(bytes, '\0');
+  const bool ok = write_all(fd, zeros.data(), zeros.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) ::unlink(path.c_str());
+  return ok;
+}
+
+}  // namespace
+
 bool AuditLog::open(const std::filesystem::path& file, std::string vm_id) {
-  if (file_ != nullptr) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
   path_ = file;
   vm_id_ = std::move(vm_id);
+  disk_full_ = false;
+  error_.clear();
   std::string text;
   {
     std::ifstream in(file, std::ios::binary);
@@ -56,24 +97,54 @@ bool AuditLog::open(const std::filesystem::path& file, std::string vm_id) {
     }
   }
   seq_ = last_audit_seq(text);
-  file_ = std::fopen(file.c_str(), "ae");
-  if (file_ == nullptr) return false;
-  if (!text.empty() && text.back() != '\n') std::fputc('\n', file_);  // after a torn line
+  fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    error_ = std::string("cannot open ") + file.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  reserve_ = file;
+  reserve_ += ".reserve";
+  std::error_code ec;
+  if (std::filesystem::file_size(reserve_, ec) != kReserveBytes || ec)
+    if (!make_reserve(reserve_, kReserveBytes)) reserve_.clear();  // no room: no reserve
+  if (!text.empty() && text.back() != '\n') write_all(fd_, "\n", 1);  // after a torn line
   return true;
 }
 
+void AuditLog::release_reserve() {
+  if (!reserve_.empty()) ::unlink(reserve_.c_str());
+  reserve_.clear();
+}
+
+bool AuditLog::write_line(const std::string& line) {
+  if (fd_ < 0) return false;
+  const std::string data = line + "\n";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const off_t before = ::lseek(fd_, 0, SEEK_END);
+    if (write_all(fd_, data.data(), data.size())) {
+      if (!disk_full_) error_.clear();  // a full disk stays the reason, even with the reserve's room
+      return true;
+    }
+    const int err = errno;
+    if (before >= 0) (void)::ftruncate(fd_, before);  // no torn line
+    error_ = std::string("cannot write ") + path_.string() + ": " + std::strerror(err);
+    if ((err != ENOSPC && err != EDQUOT) || reserve_.empty()) return false;
+    disk_full_ = true;
+    release_reserve();  // room for this line and the caller's last word
+  }
+  return false;
+}
+
 std::string AuditLog::append(const nlohmann::json& body, std::int64_t timestamp_ms) {
-  if (file_ == nullptr) return "";
   const std::string line = make_audit_line(seq_ + 1, timestamp_ms, vm_id_, body);
-  if (std::fprintf(file_, "%s\n", line.c_str()) < 0 || std::fflush(file_) != 0) return "";
+  if (!write_line(line)) return "";
   ++seq_;
   return line;
 }
 
 std::string AuditLog::append(const audit::Event& event, std::int64_t timestamp_ms) {
-  if (file_ == nullptr) return "";
   const std::string line = audit::to_line(event, seq_ + 1, timestamp_ms, vm_id_);
-  if (std::fprintf(file_, "%s\n", line.c_str()) < 0 || std::fflush(file_) != 0) return "";
+  if (!write_line(line)) return "";
   ++seq_;
   return line;
 }

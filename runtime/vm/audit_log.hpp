@@ -5,10 +5,15 @@
 // continues after its last valid line (a torn last line, from a crash mid-write, is
 // ignored for numbering and the next line starts on a fresh line). One writer at a
 // time: the supervisor while it lives, then the CLI for the final "removed" event.
+//
+// A full disk never leaves a torn line or a silent gap. open() sets aside a small reserve
+// file next to the log (<log>.reserve). A write that fails is rolled back to the last
+// whole line; if it failed for want of space, the reserve is given back and the same line
+// is written again, and disk_full() turns true: the caller must stop whatever produces
+// events (the VM's network) and record why, which the rest of the reserve has room for.
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -46,8 +51,21 @@ class AuditLog {
   std::uint64_t last_seq() const { return seq_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // True once a write has found the disk full (the reserve is then in use).
+  bool disk_full() const { return disk_full_; }
+  // Why the last write failed ("" when it did not).
+  const std::string& error() const { return error_; }
+
+  static constexpr std::size_t kReserveBytes = 64 * 1024;
+
  private:
-  std::FILE* file_ = nullptr;
+  bool write_line(const std::string& line);
+  void release_reserve();
+
+  int fd_ = -1;
+  bool disk_full_ = false;
+  std::string error_;
+  std::filesystem::path reserve_;
   std::filesystem::path path_;
   std::string vm_id_;
   std::uint64_t seq_ = 0;
