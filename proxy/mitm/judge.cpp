@@ -52,6 +52,18 @@ std::string event_url(bool tls, const std::string& host, std::uint16_t port,
 
 Verdict RequestJudge::judge(const FlowTarget& flow, http::RequestHead& head,
                             const policy::MatchSet* secrets) const {
+  Verdict v = decide(flow, head, secrets);
+  if (const auto& values = policy_.secrets().response_matches()) {
+    for (std::string* text : {&v.host, &v.url, &v.detail}) {
+      // A real value becomes its placeholder; a form that has none hides the whole text.
+      if (policy::rewrite_string(*values, *text).stopped) *text = std::string(policy::SecretValue::kRedacted);
+    }
+  }
+  return v;
+}
+
+Verdict RequestJudge::decide(const FlowTarget& flow, http::RequestHead& head,
+                             const policy::MatchSet* secrets) const {
   Verdict v;
   v.host = flow.host.to_string();
   v.rule = flow.rule.to_string();

@@ -85,9 +85,12 @@ class RequestJudge {
 
   // Judges the request and rewrites `head` for upstream when allowed. `secrets` is the
   // flow's request MatchSet (null: no secrets).
+  // The verdict's host, URL and detail name no secret's real value, whatever the guest
+  // wrote: they go into the guest's refusal body and into the audit trail.
   Verdict judge(const FlowTarget& flow, http::RequestHead& head, const policy::MatchSet* secrets) const;
 
  private:
+  Verdict decide(const FlowTarget& flow, http::RequestHead& head, const policy::MatchSet* secrets) const;
   const policy::PolicyEngine& policy_;
 };
 

@@ -143,6 +143,20 @@ TEST_CASE("judge: a secret's real value bound elsewhere is a leak, in any form a
   CHECK(j.run("api.test", 443, true, home, "api.test").allowed);
 }
 
+TEST_CASE("judge: a real value the guest writes into Host or the path is not echoed in the verdict") {
+  // The verdict's host, URL and detail go into the guest's refusal and the audit trail.
+  Judging j;
+  auto host = get("/", {{"Host", "api.tes3cr3t"}});
+  auto v = j.run("api.test", 443, true, host, "api.test");
+  CHECK_FALSE(v.allowed);
+  for (const std::string* text : {&v.host, &v.url, &v.detail}) CHECK(text->find("s3cr3t") == std::string::npos);
+  auto path = get("/s3cr3t/x", {{"Host", "api.test"}});
+  v = j.run("api.test", 443, true, path, "api.test");
+  CHECK(v.allowed);
+  CHECK(v.url.find("s3cr3t") == std::string::npos);
+  CHECK(v.url.find("PLACEHOLDER_TOKEN_0123456789") != std::string::npos);
+}
+
 TEST_CASE("judge: the policy script can deny, never allow") {
   Judging j("function on_request(r)\n"
             "  if r.method == 'DELETE' then return false, 'no deletes' end\n"
