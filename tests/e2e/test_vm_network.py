@@ -31,7 +31,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    hosts_seen = []
+
     def do_GET(self):
+        Handler.hosts_seen.append(self.headers.get("Host", ""))
         if self.path.startswith("/blob"):
             self.send_response(200)
             self.send_header("Content-Length", str(BLOB_MB * 1024 * 1024))
@@ -105,8 +108,14 @@ class GuestNetwork(VmTestCase):
             self.assertEqual(r.code, 6, r)  # couldn't resolve host
 
         with self.subTest("an allowed name resolving to a private address is refused"):
-            r = self.exec(vm, f"curl -sS --max-time 30 http://private.test:{self.port}/")
-            self.assertEqual(r.code, 7, r)  # connection refused (RST at SYN time)
+            # The upstream is dialled when the request arrives, so the refusal is an HTTP
+            # answer naming the reason, and the private address is never connected to.
+            r = self.exec(vm, f"curl -sS --max-time 30 -w '\\n%{{http_code}}' http://private.test:{self.port}/")
+            self.assertEqual(r.code, 0, r)
+            body, _, status = r.text.rpartition("\n")
+            self.assertEqual(status, "403", r)
+            self.assertEqual(json.loads(body)["reason"], "private_address", r)
+            self.assertFalse([h for h in Handler.hosts_seen if h.startswith("private.test")], Handler.hosts_seen)
 
         with self.subTest("a literal private IP is refused at once"):
             for ip in ("10.0.0.1", "169.254.169.254", "127.0.0.1"):
