@@ -242,7 +242,8 @@ std::unique_ptr<Session> start_read(std::uint32_t channel, const std::string& pa
   return std::make_unique<FileReadSession>(channel, ctx, fd);
 }
 
-void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx) {
+// Entries from the offset-th name on (sorted), as many as fit one reply.
+void list_dir(std::uint32_t channel, const std::string& path, std::size_t offset, SessionContext ctx) {
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) return ctx.outbox.control(channel, errno_error(errno, "list " + path));
   std::vector<std::string> names;
@@ -253,7 +254,9 @@ void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx
   Json entries = Json::array();
   std::size_t budget = 0;
   bool truncated = false;
-  for (const auto& name : names) {
+  std::size_t i = std::min(offset, names.size());
+  for (; i < names.size(); ++i) {
+    const std::string& name = names[i];
     struct stat st {};
     if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     Json entry = stat_json(name, st);
@@ -265,7 +268,9 @@ void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx
     entries.push_back(std::move(entry));
   }
   ::closedir(d);
-  ctx.outbox.message(channel, Json{{"op", "ok"}, {"entries", std::move(entries)}, {"truncated", truncated}});
+  Json ok{{"op", "ok"}, {"entries", std::move(entries)}, {"truncated", truncated}};
+  if (truncated) ok["next_offset"] = i;  // the next page: file.list again with this offset
+  ctx.outbox.message(channel, ok);
 }
 
 }  // namespace
@@ -285,7 +290,8 @@ std::unique_ptr<Session> handle_file_request(const std::string& op, std::uint32_
   if (op == "file.upload") return start_upload(channel, path, ctx);
   if (op == "file.download") return start_download(channel, path, ctx);
   if (op == "file.list") {
-    list_dir(channel, path, ctx);
+    const auto offset = protocol::get_int(request, "offset").value_or(0);
+    list_dir(channel, path, static_cast<std::size_t>(std::max<std::int64_t>(0, offset)), ctx);
   } else if (op == "file.stat") {
     struct stat st {};
     const bool follow = !bool_arg(request, "nofollow", false);

@@ -28,7 +28,19 @@ enum class ErrorKind {
   internal,
 };
 
-std::string_view error_kind_name(ErrorKind kind);
+inline std::string_view error_kind_name(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::blocked: return "blocked";
+    case ErrorKind::host_not_allowed: return "host_not_allowed";
+    case ErrorKind::secret_leak: return "secret_leak";
+    case ErrorKind::vm_not_running: return "vm_not_running";
+    case ErrorKind::vm_not_found: return "vm_not_found";
+    case ErrorKind::timeout: return "timeout";
+    case ErrorKind::invalid_config: return "invalid_config";
+    case ErrorKind::internal: return "internal";
+  }
+  return "internal";
+}
 
 // A failure with its kind and a message a person can act on; code is a finer reason
 // (the guest's not_found, permission_denied, ...), or "".
@@ -46,6 +58,12 @@ class SandboxError : public std::runtime_error {
 
 // The kind of a guest error code (protocol::error_code): what the caller asked for
 // can't be done (not_found, permission_denied, invalid, too_large) or airlock failed.
-ErrorKind kind_for_guest_code(std::string_view code);
+inline ErrorKind kind_for_guest_code(std::string_view code) {
+  if (code == "not_found" || code == "permission_denied" || code == "invalid" || code == "too_large") {
+    return ErrorKind::invalid_config;
+  }
+  if (code == "vm_stopped") return ErrorKind::vm_not_running;
+  return ErrorKind::internal;
+}
 
 }  // namespace airlock::runtime
