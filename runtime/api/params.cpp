@@ -37,8 +37,11 @@ ParamReader::ParamReader(const nlohmann::json& params, std::initializer_list<con
     std::string message = "unknown parameter \"" + key.substr(0, 64) + "\"";
     const char* best = nullptr;
     std::size_t best_distance = 4;
+    const std::string given = key.substr(0, 64);
     for (const char* k : known) {
-      const std::size_t d = edit_distance(key.substr(0, 64), k);
+      const std::string candidate = k;
+      // A typo, or a shortened name ("timeout" for "timeout_seconds").
+      const std::size_t d = candidate.rfind(given, 0) == 0 && given.size() >= 3 ? 1 : edit_distance(given, candidate);
       if (d < best_distance) best = k, best_distance = d;
     }
     if (best != nullptr) message += std::string(" (did you mean \"") + best + "\"?)";
