@@ -1,9 +1,7 @@
 // Newline-delimited messages over a byte stream, the framing of `airlock rpc`, `airlock
 // serve` and `airlock mcp`: one JSON message per line, "\n" after each.
 //
-// LineSplitter is the sans-IO part: bytes in, whole lines out; a line longer than its
-// cap is skipped up to its newline and reported once, so one oversized message costs an
-// error reply, not the connection. The transports move bytes: StdioTransport reads fd 0
+// The framing itself is line_splitter.hpp (sans-IO). The transports move bytes: StdioTransport reads fd 0
 // and writes fd 1 on two helper threads (blocking I/O works whatever stdin and stdout
 // are: pipes, files, a terminal) and posts to the loop; SocketTransport is an Asio
 // Unix socket. Both queue outgoing lines without bound, so the owner watches backlog()
@@ -25,19 +23,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include "runtime/api/line_splitter.hpp"
+
 namespace airlock::api {
-
-class LineSplitter {
- public:
-  explicit LineSplitter(std::size_t max_line) : max_line_(max_line) {}
-  // Lines completed by bytes, in order. An oversized line appears as std::nullopt.
-  std::vector<std::optional<std::string>> feed(std::string_view bytes);
-
- private:
-  std::size_t max_line_;
-  std::string partial_;
-  bool skipping_ = false;
-};
 
 class Transport {
  public:

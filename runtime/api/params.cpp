@@ -32,7 +32,8 @@ ParamReader::ParamReader(const nlohmann::json& params, std::initializer_list<con
     fail("params must be an object of named parameters");
     return;
   }
-  for (const auto& [key, value] : params.items()) {
+  for (const auto& item : params.items()) {
+    const std::string& key = item.key();
     if (std::any_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) continue;
     std::string message = "unknown parameter \"" + key.substr(0, 64) + "\"";
     const char* best = nullptr;

@@ -35,7 +35,8 @@ void RpcConnection::send(const json& message) {
 void RpcConnection::notify(const std::string& method, json params) { send(notification(method, std::move(params))); }
 
 void RpcConnection::update_reading() {
-  const bool keep = transport_->backlog() <= kHighWater;
+  const bool keep = transport_->backlog() <= kHighWater &&
+                    (!downstream_backlog || downstream_backlog() <= kHighWater);
   if (keep == reading_) return;
   reading_ = keep;
   transport_->set_reading(keep);
@@ -58,6 +59,11 @@ struct Batch {
 }  // namespace
 
 void RpcConnection::on_line(std::optional<std::string> line) {
+  handle_line(std::move(line));
+  update_reading();  // what the request queued further on may be a reason to pause
+}
+
+void RpcConnection::handle_line(std::optional<std::string> line) {
   if (!line) {
     send(error_response(nullptr, kInvalidRequest,
                         "message larger than " + std::to_string(kMaxMessageBytes >> 20) +

@@ -34,9 +34,14 @@ class RpcConnection : public std::enable_shared_from_this<RpcConnection> {
 
   std::function<void()> on_closed;   // the client is gone
   std::function<void()> on_drained;  // the client read some output
+  // Bytes this connection's requests queued further on (to supervisors); above
+  // kHighWater no more requests are read. Call recheck() when it goes down.
+  std::function<std::size_t()> downstream_backlog;
+  void recheck() { update_reading(); }
 
  private:
   void on_line(std::optional<std::string> line);
+  void handle_line(std::optional<std::string> line);
   void send(const nlohmann::json& message);
   void update_reading();
 

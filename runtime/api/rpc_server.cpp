@@ -55,6 +55,9 @@ std::shared_ptr<Client> make_client(asio::io_context& io, const fs::path& home, 
     auto c = weak.lock();
     return c ? c->connection->backlog() : 0;
   };
+  hooks.downstream_drained = [weak] {
+    if (auto c = weak.lock()) c->connection->recheck();
+  };
   client->session = std::make_shared<Session>(io, home, jobs, hooks);
   if (mcp) client->mcp = std::make_shared<McpHandler>(client->session);
   RpcConnection::Dispatch dispatch = [weak](const Call& call, std::function<void(ApiResult)> reply) {
@@ -69,6 +72,10 @@ std::shared_ptr<Client> make_client(asio::io_context& io, const fs::path& home, 
   client->connection = std::make_shared<RpcConnection>(std::move(transport), std::move(dispatch));
   client->connection->on_drained = [weak] {
     if (auto c = weak.lock()) c->session->on_drained();
+  };
+  client->connection->downstream_backlog = [weak]() -> std::size_t {
+    auto c = weak.lock();
+    return c ? c->session->downstream_backlog() : 0;
   };
   return client;
 }

@@ -103,6 +103,11 @@ std::variant<std::shared_ptr<SupervisorLink>, ApiError> Session::link_for(const 
   if (auto it = links_.find(sandbox); it != links_.end() && it->second->alive()) return it->second;
   auto link = SupervisorLink::connect(io_, api_sock);
   if (!link) return ApiError{ErrorKind::vm_not_running, "sandbox " + sandbox + ": " + link.error(), "", nullptr, 0};
+  std::weak_ptr<Session> weak = weak_from_this();
+  (*link)->on_drained = [weak] {
+    auto self = weak.lock();
+    if (self && self->hooks_.downstream_drained) self->hooks_.downstream_drained();
+  };
   links_[sandbox] = *link;
   if (wanted != sandbox) links_[wanted] = *link;
   if (paused_) (*link)->set_reading(false);
@@ -128,6 +133,12 @@ void Session::update_flow_control() {
 }
 
 void Session::on_drained() { update_flow_control(); }
+
+std::size_t Session::downstream_backlog() const {
+  std::size_t most = 0;
+  for (const auto& [id, link] : links_) most = std::max(most, link->backlog());
+  return most;
+}
 
 void Session::close(std::function<void()> done) {
   if (closing_) return;

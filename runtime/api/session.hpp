@@ -37,6 +37,7 @@ using Reply = std::function<void(ApiResult)>;
 struct SessionIo {
   std::function<void(const std::string& method, nlohmann::json params)> notify;
   std::function<std::size_t()> backlog;  // bytes the client has not read yet
+  std::function<void()> downstream_drained;  // the supervisors took some of what we queued
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -51,6 +52,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void call(const std::string& method, const nlohmann::json& params, Reply reply);
   // The client read some of its backlog: links paused for it may go on.
   void on_drained();
+  // Bytes queued to supervisors (stdin, file data) not yet written: while it is high the
+  // transport reads no more requests, so a client streaming input is paced by the guest.
+  std::size_t downstream_backlog() const;
   void close(std::function<void()> done);
 
  private:

@@ -111,6 +111,7 @@ void SupervisorLink::flush() {
                       }
                       self->queued_ -= self->queue_.front().size();
                       self->queue_.pop_front();
+                      if (self->on_drained) self->on_drained();
                       self->flush();
                     });
 }

@@ -42,6 +42,9 @@ class SupervisorLink : public std::enable_shared_from_this<SupervisorLink> {
   // Bytes split into data frames of at most kMaxPayload (none for an empty view).
   void send_data(protocol::FrameType type, std::uint32_t channel, std::string_view bytes);
 
+  // Called after each write to the supervisor finished (the backlog went down).
+  std::function<void()> on_drained;
+
   bool alive() const { return alive_; }
   std::size_t backlog() const { return queued_; }
   void set_reading(bool enabled);
