@@ -364,6 +364,17 @@ class Lifecycle(unittest.TestCase):
             self.assertNotIn(sb.id, {s["id"] for s in airlock.sandboxes(other)})
 
 
+class Example(unittest.TestCase):
+    def test_the_agent_tool_example_runs_and_reports_the_refused_host(self):
+        import subprocess
+        script = os.path.join(HERE, "..", "..", "sdk", "python", "examples", "agent_tool.py")
+        r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("[2, 3, 5, 7, 11", r.stdout)
+        self.assertIn("blocked dns: collector.evil.example (host_not_allowed)", r.stdout)
+        self.assertIn("== crash: exit 1", r.stdout)
+
+
 class Asyncio(unittest.TestCase):
     def test_the_same_surface_on_asyncio(self):
         async def main():

@@ -113,6 +113,10 @@ class Client:
                 self._process.kill()
                 self._process.wait()
         self._thread.join(timeout=120)
+        try:
+            self._reader.close()
+        except OSError:
+            pass
         if self._sock is not None:
             self._sock.close()
 
