@@ -162,9 +162,12 @@ void configure_host(const BootConfig& config) {
   if (::sethostname(config.hostname.data(), config.hostname.size()) != 0) log_errno("sethostname", errno);
   // The rootfs is the VM's own copy-on-write disk, so these edits stay inside the VM.
   std::ofstream("/etc/hostname") << config.hostname << "\n";
-  std::ofstream("/etc/hosts") << "127.0.0.1\tlocalhost\n"
-                              << "::1\tlocalhost ip6-localhost ip6-loopback\n"
-                              << "127.0.1.1\t" << config.hostname << "\n";
+  std::ofstream hosts("/etc/hosts");
+  hosts << "127.0.0.1\tlocalhost\n"
+        << "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        << "127.0.1.1\t" << config.hostname << "\n";
+  // The host's extra entries (add_hosts), checked by parse_host_entry: no spaces or newlines.
+  for (const HostEntry& entry : config.hosts) hosts << entry.address << "\t" << entry.name << "\n";
 }
 
 void prepare_workspace(const BootConfig& config) {

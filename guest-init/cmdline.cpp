@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include <arpa/inet.h>
+
 namespace airlock::guest {
 namespace {
 
@@ -30,6 +32,30 @@ bool valid_hostname(std::string_view name) {
     if (!ok) return false;
   }
   return true;
+}
+
+// A DNS name for /etc/hosts: labels of letters, digits and '-' (not at either end).
+bool valid_host_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t start = 0;
+  while (start <= name.size()) {
+    std::size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view label = name.substr(start, end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+// IPv6 text (the guest's /etc/hosts may name v6 addresses even on a v4-only network).
+bool valid_ipv6(std::string_view text) {
+  if (text.size() < 2 || text.size() > 45) return false;
+  in6_addr out{};
+  return ::inet_pton(AF_INET6, std::string(text).c_str(), &out) == 1;
 }
 
 std::uint32_t to_u32(const Ipv4Address& a) {
@@ -195,6 +221,16 @@ std::vector<std::string> split_cmdline(std::string_view cmdline) {
   return words;
 }
 
+bool parse_host_entry(std::string_view text, HostEntry& out) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view name = text.substr(0, colon);
+  const std::string_view address = text.substr(colon + 1);
+  if (!valid_host_name(name) || !(parse_ipv4(address) || valid_ipv6(address))) return false;
+  out = HostEntry{std::string(name), std::string(address)};
+  return true;
+}
+
 bool parse_share_mount(std::string_view text, ShareMount& out) {
   const auto first = text.find(':');
   if (first == std::string_view::npos) return false;
@@ -236,6 +272,19 @@ BootConfig parse_cmdline(std::string_view cmdline) {
         if (!item.empty()) {
           if (parse_share_mount(item, m)) config.mounts.push_back(std::move(m));
           else config.warnings.push_back("ignoring invalid mount '" + std::string(item) + "'");
+        }
+        if (comma == std::string_view::npos) break;
+        rest = rest.substr(comma + 1);
+      }
+    } else if (key == "hosts") {
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = rest.substr(0, comma);
+        HostEntry entry;
+        if (!item.empty()) {
+          if (parse_host_entry(item, entry)) config.hosts.push_back(std::move(entry));
+          else config.warnings.push_back("ignoring invalid hosts entry '" + std::string(item) + "'");
         }
         if (comma == std::string_view::npos) break;
         rest = rest.substr(comma + 1);

@@ -38,8 +38,15 @@ struct NetworkConfig {
   std::optional<MacAddress> mac;        // absent: the address QEMU gave the NIC
 };
 
+// One extra /etc/hosts line (airlock.hosts=NAME:IP,...).
+struct HostEntry {
+  std::string name;
+  std::string address;  // dotted quad, or IPv6 text
+};
+
 struct BootConfig {
   std::string hostname = "airlock";
+  std::vector<HostEntry> hosts;
   std::string workspace = "/workspace";
   std::vector<ShareMount> mounts;
   bool probe = false;
@@ -56,6 +63,10 @@ BootConfig parse_cmdline(std::string_view cmdline);
 
 // Parses one airlock.mounts entry "TAG:GUESTPATH[:ro|rw]"; false if malformed.
 bool parse_share_mount(std::string_view text, ShareMount& out);
+
+// Parses one airlock.hosts entry "NAME:IP" (split at the first ':', so IPv6 works);
+// false if the name is not a host name or the address not an IPv4/IPv6 address.
+bool parse_host_entry(std::string_view text, HostEntry& out);
 
 // Strict dotted quad: four decimal octets 0..255, no leading zeros (inet_aton would read
 // "010" as octal), nothing else.

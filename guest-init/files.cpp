@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "guest-init/errors.hpp"
+#include "guest-init/file_util.hpp"
 #include "guest-init/file_watch.hpp"
+#include "guest-init/tree_transfer.hpp"
 
 namespace airlock::guest {
 namespace {
@@ -23,49 +25,6 @@ using protocol::Json;
 
 constexpr std::size_t kListReplyBudget = protocol::kMaxPayload - 4096;
 constexpr int kMaxRemoveDepth = 512;
-
-bool valid_path(const std::string& path) {
-  return !path.empty() && path.front() == '/' && path.size() < PATH_MAX && path.find('\0') == std::string::npos;
-}
-
-std::string parent_of(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  if (slash == 0 || slash == std::string::npos) return "/";
-  return path.substr(0, slash);
-}
-
-std::string base_of(const std::string& path) {
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const auto slash = p.find_last_of('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
-void report(SessionContext ctx, std::string_view op, const std::string& path, std::int64_t size) {
-  if (ctx.watch == nullptr || !ctx.watch->covers(path)) FileWatch::emit(ctx.outbox, op, path, size);
-}
-
-// Gives path the owner of its parent directory (see files.hpp).
-void inherit_owner(const std::string& path, int fd = -1) {
-  struct stat parent {};
-  if (::stat(parent_of(path).c_str(), &parent) != 0) return;
-  // Best effort: a failure leaves root as the owner, which is still a working file.
-  const int rc = fd >= 0 ? ::fchown(fd, parent.st_uid, parent.st_gid) : ::lchown(path.c_str(), parent.st_uid, parent.st_gid);
-  static_cast<void>(rc);
-}
-
-// mkdir -p; returns 0 or an errno.
-int make_dirs(const std::string& path, mode_t mode, SessionContext ctx) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-  if (path == "/") return 0;
-  if (const int err = make_dirs(parent_of(path), 0755, ctx); err != 0) return err;
-  if (::mkdir(path.c_str(), mode) != 0) return errno == EEXIST ? 0 : errno;
-  ::chmod(path.c_str(), mode);  // not subject to umask
-  inherit_owner(path);
-  report(ctx, "mkdir", path, 0);
-  return 0;
-}
 
 Json stat_json(const std::string& name, const struct stat& st) {
   const char* type = S_ISDIR(st.st_mode) ? "dir" : S_ISREG(st.st_mode) ? "file" : S_ISLNK(st.st_mode) ? "symlink" : "other";
@@ -104,6 +63,11 @@ int remove_tree(int dirfd, const char* name, int depth) {
   return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 ? 0 : errno;
 }
 
+bool is_cancel(const protocol::Frame& frame) {
+  const auto message = protocol::parse_control(frame.payload);
+  return message && protocol::op_of(*message) == "cancel";
+}
+
 // file.write: receives file_data frames into a temporary file.
 class FileWriteSession final : public Session {
  public:
@@ -114,6 +78,9 @@ class FileWriteSession final : public Session {
   ~FileWriteSession() override { abort(); }
 
   void on_frame(const protocol::Frame& frame) override {
+    if (fd_ >= 0 && frame.type == FrameType::control && is_cancel(frame)) {
+      return fail(protocol::make_error(protocol::error_code::invalid, "cancelled"));
+    }
     if (fd_ < 0 || frame.type != FrameType::file_data) return;
     if (frame.payload.empty()) return finish();
     received_ += frame.payload.size();
@@ -182,7 +149,13 @@ class FileReadSession final : public Session {
  public:
   FileReadSession(std::uint32_t channel, SessionContext ctx, int fd) : channel_(channel), ctx_(ctx), fd_(fd) {}
   ~FileReadSession() override { abort(); }
-  void on_frame(const protocol::Frame&) override {}
+  void on_frame(const protocol::Frame& frame) override {
+    // The host gave up (its client went away): stop reading; the empty frame ends it.
+    if (fd_ >= 0 && frame.type == FrameType::control && is_cancel(frame)) {
+      ctx_.outbox.data(FrameType::file_data, channel_, {});
+      abort();
+    }
+  }
   bool has_work() const override { return fd_ >= 0 && !ctx_.outbox.over_cap(); }
   void work() override {
     if (fd_ < 0) return;
@@ -269,7 +242,8 @@ std::unique_ptr<Session> start_read(std::uint32_t channel, const std::string& pa
   return std::make_unique<FileReadSession>(channel, ctx, fd);
 }
 
-void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx) {
+// Entries from the offset-th name on (sorted), as many as fit one reply.
+void list_dir(std::uint32_t channel, const std::string& path, std::size_t offset, SessionContext ctx) {
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) return ctx.outbox.control(channel, errno_error(errno, "list " + path));
   std::vector<std::string> names;
@@ -280,7 +254,9 @@ void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx
   Json entries = Json::array();
   std::size_t budget = 0;
   bool truncated = false;
-  for (const auto& name : names) {
+  std::size_t i = std::min(offset, names.size());
+  for (; i < names.size(); ++i) {
+    const std::string& name = names[i];
     struct stat st {};
     if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     Json entry = stat_json(name, st);
@@ -292,7 +268,9 @@ void list_dir(std::uint32_t channel, const std::string& path, SessionContext ctx
     entries.push_back(std::move(entry));
   }
   ::closedir(d);
-  ctx.outbox.message(channel, Json{{"op", "ok"}, {"entries", std::move(entries)}, {"truncated", truncated}});
+  Json ok{{"op", "ok"}, {"entries", std::move(entries)}, {"truncated", truncated}};
+  if (truncated) ok["next_offset"] = i;  // the next page: file.list again with this offset
+  ctx.outbox.message(channel, ok);
 }
 
 }  // namespace
@@ -301,7 +279,7 @@ std::unique_ptr<Session> handle_file_request(const std::string& op, std::uint32_
                                              SessionContext ctx) {
   auto reply = [&](const std::string& m) { ctx.outbox.control(channel, m); };
   const auto path_arg = protocol::get_string(request, "path");
-  if (!path_arg || !valid_path(*path_arg)) {
+  if (!path_arg || !valid_abs_path(*path_arg)) {
     reply(protocol::make_error(protocol::error_code::invalid, "path must be an absolute path"));
     return nullptr;
   }
@@ -309,11 +287,15 @@ std::unique_ptr<Session> handle_file_request(const std::string& op, std::uint32_
 
   if (op == "file.write") return start_write(channel, request, path, ctx);
   if (op == "file.read") return start_read(channel, path, ctx);
+  if (op == "file.upload") return start_upload(channel, path, ctx);
+  if (op == "file.download") return start_download(channel, path, ctx);
   if (op == "file.list") {
-    list_dir(channel, path, ctx);
+    const auto offset = protocol::get_int(request, "offset").value_or(0);
+    list_dir(channel, path, static_cast<std::size_t>(std::max<std::int64_t>(0, offset)), ctx);
   } else if (op == "file.stat") {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
+    const bool follow = !bool_arg(request, "nofollow", false);
+    if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) {
       reply(errno_error(errno, "stat " + path));
     } else {
       Json ok = stat_json(base_of(path), st);

@@ -29,5 +29,6 @@ void register_policy_commands(CLI::App& app);
 void register_vm_commands(CLI::App& app);     // runtime/cli/vm_commands.cpp
 void register_debug_commands(CLI::App& app);  // runtime/cli/debug_commands.cpp
 void register_proxy_commands(CLI::App& app);  // runtime/cli/proxy_commands.cpp
+void register_api_commands(CLI::App& app);    // runtime/cli/api_commands.cpp
 
 }  // namespace airlock::cli

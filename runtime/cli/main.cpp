@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   airlock::cli::register_vm_commands(app);
   airlock::cli::register_debug_commands(app);
   airlock::cli::register_proxy_commands(app);
+  airlock::cli::register_api_commands(app);
 #endif
   try {
     app.parse(argc, argv);

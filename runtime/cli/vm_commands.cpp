@@ -1,12 +1,14 @@
-// The VM commands: run, create, exec, cp, ls, stop, rm, logs, events, image.
+// The VM commands: run, create, start, exec, ls, stop, rm, logs, events, image (cp is in
+// cp_command.cpp).
 //
 // Every command resolves the airlock home, finds its VM by id (or unique prefix) and talks
-// to that VM's supervisor over api.sock (runtime/vm/client.hpp); create and run start a
-// supervisor with launch_vm(). Exit codes: the command's own for run/exec, 125 for
-// airlock's failures (unknown VM, missing image, VM that won't boot), 2 for policy and
-// flag errors. Limits: cp copies single files. The VM's NIC and its policed network come
-// from the supervisor (proxy/relay); --no-network leaves the NIC out.
+// to that VM's supervisor over api.sock (runtime/vm/client.hpp); create, run and start go
+// through runtime/vm/sandboxes.hpp, shared with the JSON-RPC server. Exit codes: the
+// command's own for run/exec, 125 for airlock's failures (unknown VM, missing image, VM
+// that won't boot), 2 for policy and flag errors. The VM's NIC and its policed network
+// come from the supervisor; --no-network leaves the NIC out.
 #include "runtime/cli/vm_commands.hpp"
+#include "runtime/cli/guarded.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include "runtime/vm/audit_log.hpp"
 #include "runtime/vm/client.hpp"
 #include "runtime/vm/command_helpers.hpp"
+#include "runtime/vm/sandboxes.hpp"
 #include "runtime/vm/supervisor.hpp"
 #include "runtime/vm/vm_store.hpp"
 #ifdef AIRLOCK_HAVE_IMAGES
@@ -46,11 +49,6 @@ using runtime::ApiClient;
 
 namespace {
 
-// A failure of airlock itself: reported as one line, exit 125.
-struct CommandError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 bool debug_enabled() {
   const char* d = std::getenv("AIRLOCK_DEBUG");
   return d != nullptr && *d != '\0' && std::string(d) != "0";
@@ -60,20 +58,6 @@ void debug(const std::string& line) {
   if (debug_enabled()) std::cerr << "airlock: debug: " << line << "\n";
 }
 
-// Runs a command body, mapping exceptions to the shared exit codes.
-template <typename F>
-void guarded(F&& body) {
-  try {
-    set_exit_code(body());
-  } catch (const policy::PolicyError& e) {
-    std::cerr << "airlock: " << e.what() << "\n";
-    set_exit_code(kExitUsage);
-  } catch (const std::exception& e) {
-    std::cerr << "airlock: " << e.what() << "\n";
-    set_exit_code(kExitRuntime);
-  }
-}
-
 void write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t w = ::write(fd, data.data(), data.size());
@@ -81,38 +65,6 @@ void write_all(int fd, std::string_view data) {
     if (w <= 0) return;  // a closed pipe downstream: drop the rest, as cat would
     data.remove_prefix(static_cast<std::size_t>(w));
   }
-}
-
-// ---- images ---------------------------------------------------------------------------
-
-struct ImagePaths {
-  std::string name;
-  fs::path kernel, initramfs, rootfs;
-};
-
-ImagePaths resolve_image(const fs::path& home, const std::string& name) {
-#ifdef AIRLOCK_HAVE_IMAGES
-  images::ImageStore store(home);
-  images::BuildOptions options;
-  options.progress = [](std::string_view line) { std::cerr << "image: " << line << "\n"; };
-  Result<images::ImageInfo> info = store.ensure(name, options);
-  if (!info) throw CommandError("image '" + name + "': " + info.error());
-  // The uncompressed kernel boots through its PVH entry, skipping decompression.
-  std::error_code ec;
-  const bool pvh = !info->vmlinux.empty() && fs::exists(info->vmlinux, ec);
-  return {info->name, pvh ? info->vmlinux : info->kernel, info->initramfs, info->rootfs};
-#else
-  const fs::path dir = home / "images" / name;
-  ImagePaths p{name, fs::exists(dir / "vmlinux") ? dir / "vmlinux" : dir / "vmlinuz",
-               dir / "initramfs.cpio.gz", dir / "rootfs.img"};
-  for (const auto& f : {p.kernel, p.initramfs, p.rootfs}) {
-    if (!fs::exists(f)) {
-      throw CommandError("image '" + name + "' is missing " + f.string() +
-                         " (build it with: airlock image build " + name + ")");
-    }
-  }
-  return p;
-#endif
 }
 
 // ---- VMs ------------------------------------------------------------------------------
@@ -155,101 +107,42 @@ ApiClient connect_running(const VmRef& vm) {
   return std::move(*client);
 }
 
-std::chrono::milliseconds boot_timeout(runtime::Accel accel) {
-  if (const char* t = std::getenv("AIRLOCK_BOOT_TIMEOUT"); t != nullptr && *t != '\0') {
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::atof(t) * 1000));
-  }
-  return accel == runtime::Accel::kvm ? std::chrono::seconds(30) : std::chrono::seconds(60);
+// --hostname and --add-host: the machine options of create and run.
+struct MachineFlags {
+  std::string hostname;
+  std::vector<std::string> add_hosts;
+  bool no_network = false;
+};
+
+void add_machine_flags(CLI::App& cmd, MachineFlags& f) {
+  cmd.add_flag("--no-network", f.no_network, "Give the VM no network interface at all");
+  cmd.add_option("--hostname", f.hostname, "The guest's host name (default: the VM id)");
+  cmd.add_option("--add-host", f.add_hosts, "Add NAME:IP to the guest's /etc/hosts (repeatable)")
+      ->type_name("NAME:IP")
+      ->allow_extra_args(false);
 }
 
-// The normalised config recorded in state.json: no env values (they may be secrets).
-nlohmann::json config_json(const policy::Policy& p) {
-  nlohmann::json mounts = nlohmann::json::array();
-  for (const auto& m : p.vfs.mounts) {
-    mounts.push_back({{"guest_path", m.guest_path}, {"host_path", m.host_path.string()},
-                      {"readonly", m.readonly}});
+// Bad machine flags are usage errors (exit 2), like bad policy flags.
+runtime::CreateOptions create_options(const MachineFlags& f) {
+  runtime::CreateOptions o;
+  o.network = !f.no_network;
+  try {
+    if (!f.hostname.empty()) o.hostname = runtime::check_hostname(f.hostname);
+    for (const auto& h : f.add_hosts) o.add_hosts.push_back(runtime::parse_add_host(h));
+  } catch (const runtime::SandboxError& e) {
+    throw policy::PolicyError(std::string("--hostname/--add-host: ") + e.what());
   }
-  nlohmann::json env = nlohmann::json::object();
-  for (const auto& [k, v] : p.env) env[k] = std::string(policy::SecretValue::kRedacted);
-  return {{"image", p.image},
-          {"resources", {{"cpus", p.resources.cpus}, {"memory_mb", p.resources.memory_mb},
-                         {"disk_size_mb", p.resources.disk_size_mb},
-                         {"timeout_seconds", p.resources.timeout_seconds}}},
-          {"vfs", {{"workspace", p.vfs.workspace}, {"mounts", mounts}}},
-          {"env", env},
-          {"policy_file", p.source}};
+  return o;
 }
 
-runtime::LaunchResult create_vm(const policy::Policy& p, bool network) {
-  const fs::path home = runtime::airlock_home();
-  const ImagePaths image = resolve_image(home, p.image);
-
-  runtime::AccelProbeInputs probe;
-  probe.kernel = image.kernel;
-  probe.initramfs = image.initramfs;
-  probe.cache_file = home / "accel.json";
-  if (const char* a = std::getenv("AIRLOCK_ACCEL")) probe.request = a;
-  if (const char* q = std::getenv("AIRLOCK_QEMU"); q != nullptr && *q != '\0') probe.qemu_binary = q;
-  Result<runtime::AccelChoice> accel = runtime::choose_accel(probe);
-  if (!accel) throw CommandError(accel.error());
-  debug(std::string("accelerator ") + runtime::accel_name(accel->accel) + ": " + accel->reason +
-        (accel->from_cache ? " (cached)" : ""));
-
-  runtime::SupervisorConfig config;
-  config.home = home;
-  config.image = image.name;
-  config.kernel = image.kernel;
-  config.initramfs = image.initramfs;
-  config.rootfs = image.rootfs;
-  config.cpus = p.resources.cpus;
-  config.memory_mb = p.resources.memory_mb;
-  config.disk_size_mb = p.resources.disk_size_mb;
-  config.workspace = p.vfs.workspace;
-  for (std::size_t i = 0; i < p.vfs.mounts.size(); ++i) {
-    const auto& m = p.vfs.mounts[i];
-    config.mounts.push_back({"fs" + std::to_string(i), m.host_path, m.guest_path, m.readonly});
-  }
-  config.accel = accel->accel;
-  config.accel_reason = accel->reason;
-  config.boot_timeout = boot_timeout(accel->accel);
-  config.qemu_binary = probe.qemu_binary;
-  config.config_json = config_json(p);
-  config.config_json["network"] = network;
-  config.env = p.env;
-  if (network) config.network = p;
-  // Benchmarks only (bench/net): the same VM on QEMU's unpoliced user-mode network.
-  if (const char* n = std::getenv("AIRLOCK_BENCH_QEMU_USER_NET"); network && n && std::string(n) == "1") {
-    config.network.reset();
-    config.qemu_user_network = true;
-    config.config_json["network"] = "qemu-user (benchmark)";
-  }
-  Result<runtime::LaunchResult> launched = runtime::launch_vm(config);
-  if (!launched) throw CommandError(launched.error());
-  debug("VM " + launched->id + " booted in " + std::to_string(launched->boot_ms) + " ms");
-  return *launched;
+runtime::LaunchResult create_vm(const policy::Policy& p, const runtime::CreateOptions& options) {
+  runtime::LaunchResult launched = runtime::create_sandbox(runtime::airlock_home(), p, options);
+  debug("VM " + launched.id + " booted in " + std::to_string(launched.boot_ms) + " ms");
+  return launched;
 }
 
-// Stops (if running) and deletes a VM; "removed" is logged first so a copy of the log
-// taken before deletion (run --events) ends with it.
 void remove_vm(const VmRef& vm, const std::function<void(const fs::path&)>& before_delete = nullptr) {
-  VmLiveness l = inspect(vm);
-  if (l.state && l.alive) {
-    if (Result<ApiClient> client = ApiClient::connect(vm.paths.api_sock)) {
-      (void)client->stop(std::chrono::seconds(20));
-    }
-    for (int i = 0; i < 100 && runtime::process_alive(l.state->pid); ++i) {
-      if (i == 50) ::kill(static_cast<pid_t>(l.state->pid), SIGKILL);  // QEMU dies with it
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  {
-    runtime::AuditLog log;
-    if (log.open(vm.paths.events, vm.id)) log.lifecycle("removed", nullptr, runtime::unix_millis());
-  }
-  if (before_delete) before_delete(vm.paths.events);
-  std::error_code ec;
-  fs::remove_all(vm.paths.dir, ec);
-  if (ec) throw CommandError("can't remove " + vm.paths.dir.string() + ": " + ec.message());
+  runtime::remove_sandbox(runtime::airlock_home(), vm.id, before_delete);
 }
 
 // ---- exec -------------------------------------------------------------------------------
@@ -445,12 +338,12 @@ class LiveEvents {
 
 struct RunArgs {
   PolicyFlags policy;
+  MachineFlags machine;
   ExecFlags exec;
   bool keep = false;
   bool json = false;
   std::string events;
   std::string image;
-  bool no_network = false;
 };
 
 int cmd_run(RunArgs& a) {
@@ -459,9 +352,10 @@ int cmd_run(RunArgs& a) {
   if (a.exec.command.empty()) throw CommandError("no command given: airlock run [flags] -- CMD...");
   runtime::ExecRequest request =
       exec_request(a.exec, p.env, std::uint64_t{p.resources.timeout_seconds} * 1000);
+  const runtime::CreateOptions options = create_options(a.machine);
   std::unique_ptr<LiveEvents> live;
   if (!a.events.empty()) live = std::make_unique<LiveEvents>(a.events);
-  const runtime::LaunchResult vm = create_vm(p, !a.no_network);
+  const runtime::LaunchResult vm = create_vm(p, options);
   const VmRef ref{vm.id, runtime::vm_paths(runtime::airlock_home(), vm.id)};
   if (live) live->start(ref.paths.api_sock);
   ExecCapture capture;
@@ -499,14 +393,39 @@ int cmd_run(RunArgs& a) {
 
 struct CreateArgs {
   PolicyFlags policy;
+  MachineFlags machine;
   std::string image;
-  bool no_network = false;
 };
 
 int cmd_create(CreateArgs& a) {
   policy::Policy p = build_policy(a.policy);
   if (!a.image.empty()) p.image = a.image;
-  std::cout << create_vm(p, !a.no_network).id << "\n";
+  std::cout << create_vm(p, create_options(a.machine)).id << "\n";
+  return 0;
+}
+
+struct StartArgs {
+  std::string id;
+  std::vector<std::string> secrets;  // NAME=VALUE, or NAME for $NAME
+};
+
+int cmd_start(StartArgs& a) {
+  const fs::path home = runtime::airlock_home();
+  const VmRef vm = find_vm(home, a.id);
+  std::map<std::string, std::string> given;
+  for (const auto& s : a.secrets) {
+    const auto eq = s.find('=');
+    const std::string name = s.substr(0, eq);
+    if (eq != std::string::npos) {
+      given[name] = s.substr(eq + 1);
+    } else if (const char* v = std::getenv(name.c_str())) {
+      given[name] = v;
+    } else {
+      throw policy::PolicyError("--secret " + name + ": $" + name + " is not set");
+    }
+  }
+  const runtime::LaunchResult started = runtime::start_sandbox(home, vm.id, given, policy::process_env());
+  debug("VM " + started.id + " booted in " + std::to_string(started.boot_ms) + " ms");
   return 0;
 }
 
@@ -521,62 +440,6 @@ int cmd_exec(ExecArgs& a) {
   ApiClient client = connect_running(vm);
   ExecCapture capture;
   return run_exec(client, request, capture);
-}
-
-struct CpArgs {
-  std::string src, dst;
-};
-
-int cmd_cp(CpArgs& a) {
-  Result<runtime::CopyEndpoint> src = runtime::parse_copy_endpoint(a.src);
-  if (!src) throw CommandError(src.error());
-  Result<runtime::CopyEndpoint> dst = runtime::parse_copy_endpoint(a.dst);
-  if (!dst) throw CommandError(dst.error());
-  if (src->vm.has_value() == dst->vm.has_value()) {
-    throw CommandError("cp copies between the host and a VM: one side must be ID:/path");
-  }
-  const fs::path home = runtime::airlock_home();
-  if (dst->vm) {
-    const VmRef vm = find_vm(home, *dst->vm);
-    const int fd = ::open(src->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw CommandError(src->path + ": " + std::strerror(errno));
-    struct stat st {};
-    fstat(fd, &st);
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw CommandError(src->path + ": only regular files can be copied");
-    }
-    std::string target = dst->path;
-    if (target.back() == '/') target += fs::path(src->path).filename().string();
-    ApiClient client = connect_running(vm);
-    Result<std::uint64_t> sent = client.put_file(target, fd, static_cast<std::uint64_t>(st.st_size),
-                                                 st.st_mode & 07777);
-    ::close(fd);
-    if (!sent) throw CommandError(dst->path + ": " + sent.error());
-    return 0;
-  }
-  const VmRef vm = find_vm(home, *src->vm);
-  fs::path target = dst->path;
-  if (fs::is_directory(target)) target /= fs::path(src->path).filename();
-  const fs::path tmp = target.string() + ".airlock-part";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw CommandError(tmp.string() + ": " + std::strerror(errno));
-  ApiClient client = connect_running(vm);
-  auto got = client.get_file(src->path, [fd](std::string_view chunk) {
-    write_all(fd, chunk);
-    return true;
-  });
-  if (!got) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw CommandError(a.src + ": " + got.error());
-  }
-  fchmod(fd, got->second & 0777);
-  ::close(fd);
-  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
-    throw CommandError(target.string() + ": " + std::strerror(errno));
-  }
-  return 0;
 }
 
 std::string format_time(std::int64_t unix_ms) {
@@ -632,16 +495,9 @@ int cmd_ls(bool json) {
 }
 
 int cmd_stop(const std::string& wanted) {
-  const VmRef vm = find_vm(runtime::airlock_home(), wanted);
-  VmLiveness l = inspect(vm);
-  if (!l.state) throw CommandError(l.state_error);
-  if (!l.alive) return 0;  // already stopped
-  ApiClient client = connect_running(vm);
-  Result<bool> stopped = client.stop(std::chrono::seconds(20));
-  if (!stopped) throw CommandError("stopping " + vm.id + ": " + stopped.error());
-  for (int i = 0; i < 100 && runtime::process_alive(l.state->pid); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const fs::path home = runtime::airlock_home();
+  const VmRef vm = find_vm(home, wanted);
+  runtime::stop_sandbox(home, vm.id);
   return 0;
 }
 
@@ -757,7 +613,7 @@ void register_vm_commands(CLI::App& app) {
   run_cmd->add_option("--events", run->events, "Write the audit events to FILE (- = stderr) as they happen")
       ->type_name("FILE|-");
   run_cmd->add_option("--image", run->image, "Image name (default: the policy's, else default)");
-  run_cmd->add_flag("--no-network", run->no_network, "Give the VM no network interface at all");
+  add_machine_flags(*run_cmd, run->machine);
   run_cmd->add_option("command", run->exec.command, "Command and arguments (after --)");
   run_cmd->callback([run] { guarded([&] { return cmd_run(*run); }); });
 
@@ -766,8 +622,19 @@ void register_vm_commands(CLI::App& app) {
   CLI::App* create_cmd = app.add_subcommand("create", "Create and boot a VM; prints its id");
   add_policy_flags(*create_cmd, create->policy);
   create_cmd->add_option("--image", create->image, "Image name (default: the policy's, else default)");
-  create_cmd->add_flag("--no-network", create->no_network, "Give the VM no network interface at all");
+  add_machine_flags(*create_cmd, create->machine);
   create_cmd->callback([create] { guarded([&] { return cmd_create(*create); }); });
+
+  // start
+  auto start = std::make_shared<StartArgs>();
+  CLI::App* start_cmd = app.add_subcommand("start", "Boot a stopped VM again, with its disk and config");
+  start_cmd->add_option("id", start->id, "VM id (or a unique prefix)")->required();
+  start_cmd->add_option("--secret", start->secrets,
+                        "A secret given as a value at create, again: NAME=VALUE, or NAME to take $NAME "
+                        "(values are never stored; secrets from the environment are read again)")
+      ->type_name("NAME[=VALUE]")
+      ->allow_extra_args(false);
+  start_cmd->callback([start] { guarded([&] { return cmd_start(*start); }); });
 
   // exec
   auto exec = std::make_shared<ExecArgs>();
@@ -780,11 +647,7 @@ void register_vm_commands(CLI::App& app) {
   exec_cmd->callback([exec] { guarded([&] { return cmd_exec(*exec); }); });
 
   // cp
-  auto cp = std::make_shared<CpArgs>();
-  CLI::App* cp_cmd = app.add_subcommand("cp", "Copy a file between the host and a VM (ID:/path)");
-  cp_cmd->add_option("src", cp->src, "Source: host path or ID:/guest/path")->required();
-  cp_cmd->add_option("dst", cp->dst, "Destination: host path or ID:/guest/path")->required();
-  cp_cmd->callback([cp] { guarded([&] { return cmd_cp(*cp); }); });
+  register_cp_command(app);
 
   // ls
   auto ls_json = std::make_shared<bool>(false);
@@ -794,7 +657,7 @@ void register_vm_commands(CLI::App& app) {
 
   // stop
   auto stop_id = std::make_shared<std::string>();
-  CLI::App* stop_cmd = app.add_subcommand("stop", "Stop a VM (keeps its files)");
+  CLI::App* stop_cmd = app.add_subcommand("stop", "Stop a VM (keeps its disk: airlock start boots it again)");
   stop_cmd->add_option("id", *stop_id, "VM id")->required();
   stop_cmd->callback([stop_id] { guarded([&] { return cmd_stop(*stop_id); }); });
 
@@ -821,6 +684,11 @@ void register_vm_commands(CLI::App& app) {
   events_cmd->callback([events_id, events_follow] {
     guarded([&] { return cmd_events(*events_id, *events_follow); });
   });
+
+  // supervise: the VM supervisor process itself, started by launch_vm (never by hand).
+  CLI::App* supervise = app.add_subcommand("supervise", "Run a VM's supervisor (internal)");
+  supervise->group("");  // hidden from --help
+  supervise->callback([] { set_exit_code(runtime::supervisor_main(4, 3)); });
 
   // image
   CLI::App* image = app.add_subcommand("image", "Build, list and remove guest images");

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/vm/tree_transfer.hpp"
+
 namespace airlock::runtime {
 
 using protocol::Frame;
@@ -179,7 +181,7 @@ Result<nlohmann::json> ApiClient::call(const nlohmann::json& request, std::chron
     if (!frame) return Error{frame.error()};
     if (frame->channel != channel || frame->type != FrameType::control) continue;
     nlohmann::json reply = parse_reply(*frame);
-    if (reply.value("op", "") == "error") return Error{error_text(reply)};
+    if (protocol::op_of(reply) == "error") return Error{error_text(reply)};
     return reply;
   }
 }
@@ -202,7 +204,7 @@ Result<ExecOutcome> ApiClient::exec(const ExecRequest& request, ExecIo& io) {
         if (io.on_stderr) io.on_stderr(frame->payload);
       } else if (frame->type == FrameType::control) {
         nlohmann::json reply = parse_reply(*frame);
-        const std::string op = reply.value("op", "");
+        const std::string op = protocol::op_of(reply);
         if (op == "started") {
           outcome.started = true;
         } else if (op == "exit") {
@@ -290,7 +292,7 @@ Result<std::uint64_t> ApiClient::put_file(const std::string& guest_path, int fd,
     if (!frame) return Error{frame.error()};
     if (frame->channel != channel || frame->type != FrameType::control) continue;
     nlohmann::json reply = parse_reply(*frame);
-    if (reply.value("op", "") == "ok") return total;
+    if (protocol::op_of(reply) == "ok") return total;
     return Error{error_text(reply)};
   }
 }
@@ -309,7 +311,7 @@ Result<std::pair<std::uint64_t, std::uint32_t>> ApiClient::get_file(
     if (frame->channel != channel) continue;
     if (frame->type == FrameType::control) {
       nlohmann::json reply = parse_reply(*frame);
-      if (reply.value("op", "") != "ok") return Error{error_text(reply)};
+      if (protocol::op_of(reply) != "ok") return Error{error_text(reply)};
       auto m = reply.find("mode");
       if (m != reply.end() && m->is_number_unsigned()) mode = m->get<std::uint32_t>() & 07777;
       header = true;
@@ -317,6 +319,99 @@ Result<std::pair<std::uint64_t, std::uint32_t>> ApiClient::get_file(
       if (frame->payload.empty()) return std::make_pair(total, mode);
       total += frame->payload.size();
       if (!sink(frame->payload)) return Error{"write failed"};
+    }
+  }
+}
+
+Result<protocol::TreeCounts> ApiClient::upload_tree(const std::filesystem::path& host_path,
+                                                    const std::string& guest_path) {
+  auto reader = TreeReader::open(host_path);
+  if (!reader) return Error{reader.error()};
+  const std::uint32_t channel = next_channel();
+  nlohmann::json request = {{"op", "file.upload"}, {"path", guest_path}};
+  if (auto s = send(FrameType::control, channel, request.dump()); !s) return Error{s.error()};
+  std::string buf(protocol::kMaxPayload, '\0');
+  // The guest may refuse at any point (a folder in the way, no space): look for its reply
+  // between frames and stop sending at once.
+  auto refused = [&]() -> bool {
+    pollfd p{fd_, POLLIN, 0};
+    return decoder_.buffered() > 0 || poll(&p, 1, 0) > 0;
+  };
+  bool stopped_early = false;
+  while (auto entry = (*reader)->next()) {
+    if (auto s = send(FrameType::control, channel, protocol::dump(protocol::entry_message(*entry))); !s) {
+      return Error{s.error()};
+    }
+    if (entry->type == protocol::EntryType::file) {
+      for (;;) {
+        const std::size_t n = (*reader)->read(buf.data(), buf.size());
+        if (auto s = send(FrameType::file_data, channel, std::string_view(buf.data(), n)); !s) return Error{s.error()};
+        if (n == 0) break;
+        if (refused()) break;
+      }
+    }
+    if (refused()) {
+      stopped_early = true;
+      break;
+    }
+  }
+  if (!stopped_early) {
+    if (auto s = send(FrameType::control, channel, R"({"op":"end"})"); !s) return Error{s.error()};
+  }
+  for (;;) {
+    Result<Frame> frame = receive(std::chrono::seconds(120));
+    if (!frame) return Error{frame.error()};
+    if (frame->channel != channel || frame->type != FrameType::control) continue;
+    nlohmann::json reply = parse_reply(*frame);
+    if (protocol::op_of(reply) != "ok") return Error{error_text(reply)};
+    protocol::TreeCounts counts = protocol::parse_counts(reply);
+    counts.skipped += (*reader)->counts().skipped;
+    return counts;
+  }
+}
+
+Result<protocol::TreeCounts> ApiClient::download_tree(const std::string& guest_path,
+                                                      const std::filesystem::path& host_path) {
+  auto writer = TreeWriter::open(host_path);
+  if (!writer) return Error{writer.error()};
+  const std::uint32_t channel = next_channel();
+  nlohmann::json request = {{"op", "file.download"}, {"path", guest_path}};
+  if (auto s = send(FrameType::control, channel, request.dump()); !s) return Error{s.error()};
+  for (;;) {
+    Result<Frame> frame = receive(std::chrono::seconds(120));
+    if (!frame) return Error{frame.error()};
+    if (frame->channel != channel) continue;
+    if (frame->type == FrameType::file_data) {
+      if (auto w = (*writer)->on_data(frame->payload); !w) {
+        // Stop the guest's walk; its remaining frames on this channel are skipped.
+        (void)send(FrameType::control, channel, R"({"op":"cancel"})");
+        return Error{w.error()};
+      }
+      continue;
+    }
+    if (frame->type != FrameType::control) continue;
+    nlohmann::json reply = parse_reply(*frame);
+    const std::string op = protocol::op_of(reply);
+    if (op == "entry") {
+      auto entry = protocol::parse_entry(reply);
+      std::string problem;
+      if (auto* why = std::get_if<std::string>(&entry)) {
+        problem = "the guest sent a bad entry: " + *why;
+      } else if (auto w = (*writer)->on_entry(std::get<protocol::TreeEntry>(entry)); !w) {
+        problem = w.error();
+      }
+      if (!problem.empty()) {
+        (void)send(FrameType::control, channel, R"({"op":"cancel"})");
+        return Error{problem};
+      }
+    } else if (op == "end") {
+      auto done = (*writer)->finish();
+      if (!done) return Error{done.error()};
+      protocol::TreeCounts counts = *done;
+      counts.skipped += protocol::parse_counts(reply).skipped;
+      return counts;
+    } else {
+      return Error{error_text(reply)};
     }
   }
 }
@@ -332,7 +427,7 @@ Result<bool> ApiClient::stop(std::chrono::milliseconds timeout) {
       return Error{frame.error()};
     }
     if (frame->channel == channel && frame->type == FrameType::control &&
-        parse_reply(*frame).value("op", "") == "ok") {
+        protocol::op_of(parse_reply(*frame)) == "ok") {
       return true;
     }
   }
@@ -353,7 +448,8 @@ Result<bool> ApiClient::events(std::uint64_t from_seq, bool follow,
     // Ordered: events keep the field order they were written with.
     auto reply = nlohmann::ordered_json::parse(frame->payload, nullptr, false);
     if (reply.is_discarded() || !reply.is_object()) continue;
-    const std::string op = reply.value("op", "");
+    auto op_field = reply.find("op");
+    const std::string op = op_field != reply.end() && op_field->is_string() ? op_field->get<std::string>() : "";
     if (op == "event") {
       auto e = reply.find("event");
       if (e != reply.end() && e->is_object() && !sink(*e)) return true;

@@ -21,6 +21,7 @@
 
 #include "common/result.hpp"
 #include "protocol/frame.hpp"
+#include "protocol/tree.hpp"
 
 namespace airlock::runtime {
 
@@ -80,6 +81,11 @@ class ApiClient {
   // Downloads a guest file; sink gets each chunk. Returns {size, mode}.
   Result<std::pair<std::uint64_t, std::uint32_t>> get_file(
       const std::string& guest_path, const std::function<bool(std::string_view)>& sink);
+
+  // Copies a host folder to guest_path (made, or filled if it is a folder already), and
+  // a guest folder to host_path, following no symlink on either side (tree_transfer.hpp).
+  Result<protocol::TreeCounts> upload_tree(const std::filesystem::path& host_path, const std::string& guest_path);
+  Result<protocol::TreeCounts> download_tree(const std::string& guest_path, const std::filesystem::path& host_path);
 
   // Asks for an orderly stop and waits until the supervisor is done (or timeout).
   Result<bool> stop(std::chrono::milliseconds timeout);

@@ -55,6 +55,8 @@ struct MachineConfig {
   std::vector<MountSpec> mounts;
   std::string workspace = "/workspace";
   std::string hostname;             // "" = id
+  // Extra /etc/hosts entries in the guest: (name, IP address text).
+  std::vector<std::pair<std::string, std::string>> extra_hosts;
   // Extra airlock.<key>=<value> kernel arguments (e.g. {"probe","1"}), in order.
   std::vector<std::pair<std::string, std::string>> extra_cmdline;
   std::filesystem::path console_log;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,8 +24,39 @@ int decode_status(int status) {
   return -1;
 }
 
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, const SpawnOptions& o,
-                             pid_t parent) {
+// The id maps, formatted before fork (no allocation in the child).
+struct IdMaps {
+  std::string uid_map, gid_map;
+};
+
+IdMaps format_maps(const UserNamespace& ns) {
+  return {std::to_string(ns.inside_uid) + " " + std::to_string(geteuid()) + " 1\n",
+          std::to_string(ns.inside_gid) + " " + std::to_string(getegid()) + " 1\n"};
+}
+
+bool write_file(const char* path, const std::string& text) {
+  const int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// Enters a new user namespace in which the caller's ids are the given inside ids.
+bool enter_user_namespace(const IdMaps& maps) {
+  if (unshare(CLONE_NEWUSER) != 0) return false;
+  // "deny" first: an unprivileged process may only write gid_map once setgroups is off.
+  return write_file("/proc/self/setgroups", "deny") && write_file("/proc/self/uid_map", maps.uid_map) &&
+         write_file("/proc/self/gid_map", maps.gid_map);
+}
+
+[[noreturn]] void exec_child(char* const* args, const SpawnOptions& o, pid_t parent,
+                             const IdMaps* maps) {
+  if (maps != nullptr && !enter_user_namespace(*maps)) {
+    static const char msg[] = "airlock: can't enter a user namespace\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(126);
+  }
   if (o.die_with_parent) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126);  // the parent died before prctl took effect
@@ -43,12 +75,13 @@ int decode_status(int status) {
   // Close every other descriptor: QEMU must not hold the supervisor's sockets.
   const long max_fd = sysconf(_SC_OPEN_MAX);
   for (int fd = 3; fd < (max_fd > 0 ? max_fd : 1024) && fd < 65536; ++fd) close(fd);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execvp(args[0], args.data());
-  const std::string msg = "exec " + argv[0] + ": " + std::strerror(errno) + "\n";
-  (void)!write(2, msg.data(), msg.size());
+  execvp(args[0], args);
+  const char* why = std::strerror(errno);
+  (void)!write(2, "exec ", 5);
+  (void)!write(2, args[0], std::strlen(args[0]));
+  (void)!write(2, ": ", 2);
+  (void)!write(2, why, std::strlen(why));
+  (void)!write(2, "\n", 1);
   _exit(127);
 }
 
@@ -57,9 +90,14 @@ int decode_status(int status) {
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
   if (argv.empty()) return Error{"spawn: empty argv"};
   const pid_t parent = getpid();
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::optional<IdMaps> maps;
+  if (options.user_namespace) maps = format_maps(*options.user_namespace);
   const pid_t pid = fork();
   if (pid < 0) return Error{std::string("fork: ") + std::strerror(errno)};
-  if (pid == 0) exec_child(argv, options, parent);
+  if (pid == 0) exec_child(args.data(), options, parent, maps ? &*maps : nullptr);
   return pid;
 }
 
@@ -129,6 +167,17 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv,
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   return result;
+}
+
+bool user_namespaces_work() {
+  const IdMaps maps = format_maps(UserNamespace{});
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) _exit(enter_user_namespace(maps) ? 0 : 1);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 std::string find_executable(const std::string& name) {

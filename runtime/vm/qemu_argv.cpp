@@ -67,6 +67,22 @@ Result<std::string> encode_mounts_cmdline(const std::vector<MountSpec>& mounts) 
   return out;
 }
 
+Result<std::string> encode_hosts_cmdline(const std::vector<std::pair<std::string, std::string>>& hosts) {
+  std::string out;
+  for (const auto& [name, address] : hosts) {
+    const bool name_ok = !name.empty() && name.size() <= 253 &&
+                         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") ==
+                             std::string::npos;
+    const bool address_ok = !address.empty() && address.size() <= 45 &&
+                            address.find_first_not_of("0123456789abcdefABCDEF.:") == std::string::npos;
+    if (!name_ok) return Error{"host name '" + name + "' may only use letters, digits, '-' and '.'"};
+    if (!address_ok) return Error{"'" + address + "' is not an IP address"};
+    if (!out.empty()) out += ',';
+    out += name + ':' + address;
+  }
+  return out;
+}
+
 std::string build_kernel_cmdline(const MachineConfig& config) {
   // panic=-1 + reboot=t + QEMU's -no-reboot: a guest panic ends QEMU instead of hanging.
   std::string cmdline = "console=ttyS0 quiet panic=-1 reboot=t";
@@ -80,6 +96,11 @@ std::string build_kernel_cmdline(const MachineConfig& config) {
     Result<std::string> mounts = encode_mounts_cmdline(config.mounts);
     if (!mounts) throw std::invalid_argument(mounts.error());
     add_key(cmdline, "mounts", *mounts, /*checked=*/false);
+  }
+  if (!config.extra_hosts.empty()) {
+    Result<std::string> hosts = encode_hosts_cmdline(config.extra_hosts);
+    if (!hosts) throw std::invalid_argument(hosts.error());
+    add_key(cmdline, "hosts", *hosts, /*checked=*/false);
   }
   if (config.network) {
     const NetworkConfig& net = *config.network;

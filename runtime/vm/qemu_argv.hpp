@@ -25,6 +25,10 @@ bool is_cmdline_safe(std::string_view value);
 // Tags default to fs<index>. An error names the offending mount.
 Result<std::string> encode_mounts_cmdline(const std::vector<MountSpec>& mounts);
 
+// Encodes extra /etc/hosts entries as the value of airlock.hosts: "NAME:IP,...". An
+// error names the entry with characters a host name or IP address can't have.
+Result<std::string> encode_hosts_cmdline(const std::vector<std::pair<std::string, std::string>>& hosts);
+
 // The whole -append string: console and panic settings, then airlock.* keys.
 // Throws std::invalid_argument for a value that is not cmdline safe.
 std::string build_kernel_cmdline(const MachineConfig& config);

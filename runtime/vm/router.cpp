@@ -2,8 +2,10 @@
 #include "runtime/vm/router.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "protocol/messages.hpp"
+#include "runtime/vm/host_ops.hpp"
 
 namespace airlock::runtime {
 
@@ -12,17 +14,6 @@ namespace {
 using protocol::Frame;
 using protocol::FrameType;
 
-const std::set<std::string>& host_ops() {
-  static const std::set<std::string> ops = {"status", "stop", "events"};
-  return ops;
-}
-
-// Ops a client may send on a channel that already has a running request.
-const std::set<std::string>& in_flight_ops() {
-  static const std::set<std::string> ops = {"signal", "resize", "cancel"};
-  return ops;
-}
-
 nlohmann::json parse_object(const std::string& payload) {
   nlohmann::json j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return nlohmann::json();
@@ -30,6 +21,7 @@ nlohmann::json parse_object(const std::string& payload) {
 }
 
 std::string op_of(const nlohmann::json& j) {
+  if (!j.is_object()) return {};
   auto it = j.find("op");
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
@@ -39,43 +31,7 @@ Frame control(std::uint32_t channel, const nlohmann::json& j) {
                j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
-bool shell_safe(const std::string& word) {
-  if (word.empty()) return false;
-  return std::all_of(word.begin(), word.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("-_./=:,+@%").find(c) != std::string_view::npos;
-  });
-}
-
 }  // namespace
-
-std::string Router::shell_join(const nlohmann::json& request) {
-  if (auto it = request.find("shell"); it != request.end() && it->is_string()) {
-    return it->get<std::string>();
-  }
-  std::string out;
-  auto argv = request.find("argv");
-  if (argv == request.end() || !argv->is_array()) return out;
-  for (const auto& arg : *argv) {
-    if (!arg.is_string()) continue;
-    const std::string word = arg.get<std::string>();
-    if (!out.empty()) out += ' ';
-    if (shell_safe(word)) {
-      out += word;
-      continue;
-    }
-    out += '\'';
-    for (char c : word) {
-      if (c == '\'') {
-        out += "'\\''";
-      } else {
-        out += c;
-      }
-    }
-    out += '\'';
-  }
-  return out;
-}
 
 std::uint32_t Router::allocate_channel() {
   // Skip 0 and ids still in use (after a wrap-around of 2^32 requests).
@@ -106,32 +62,53 @@ void Router::end_route(std::uint32_t guest_channel) {
   by_guest_.erase(it);
 }
 
+void Router::on_client_in_flight(Outputs& out, ClientId client, const Frame& frame,
+                                 std::uint32_t guest_channel, const nlohmann::json& request) {
+  const Route& route = by_guest_.at(guest_channel);
+  const std::string op = op_of(request);
+  bool allowed = false;
+  if (route.is_exec) {
+    allowed = frame.type == FrameType::stdin_data ||
+              (frame.type == FrameType::control && ExecService::is_in_flight_op(op));
+  } else {
+    allowed = FileService::client_may_send(route.file.kind, frame, op);
+  }
+  if (!allowed) {
+    if (frame.type == FrameType::control) {
+      reply_error(out, client, frame.channel, "busy", "channel already has a running request");
+    } else {
+      ++counters_.client_dropped;
+    }
+    return;
+  }
+  RouterOutput o;
+  o.kind = RouterOutput::Kind::to_guest;
+  o.frame = Frame{frame.type, guest_channel, frame.payload};
+  out.push_back(std::move(o));
+}
+
 Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std::int64_t now_ms) {
   Outputs out;
   const auto key = std::make_pair(client, frame.channel);
   auto mapped = by_client_.find(key);
+  nlohmann::json request;
+  if (frame.type == FrameType::control) request = parse_object(frame.payload);
+  const std::string op = op_of(request);
 
-  if (frame.type != FrameType::control) {
-    // stdin_data and file_data follow a request on its channel; anything else is noise.
-    const bool inbound = frame.type == FrameType::stdin_data || frame.type == FrameType::file_data;
-    if (!inbound || mapped == by_client_.end()) {
-      ++counters_.client_dropped;
-      return out;
-    }
-    RouterOutput o;
-    o.kind = RouterOutput::Kind::to_guest;
-    o.frame = Frame{frame.type, mapped->second, frame.payload};
-    out.push_back(std::move(o));
+  if (mapped != by_client_.end()) {
+    on_client_in_flight(out, client, frame, mapped->second, request);
     return out;
   }
-
-  nlohmann::json request = parse_object(frame.payload);
-  const std::string op = op_of(request);
+  if (frame.type != FrameType::control) {
+    // Data for no request in flight (the tail of a refused upload): nowhere to go.
+    ++counters_.client_dropped;
+    return out;
+  }
   if (op.empty()) {
     reply_error(out, client, frame.channel, "invalid", "control frame is not a JSON object with an op");
     return out;
   }
-  if (host_ops().count(op) != 0) {
+  if (is_host_op(op)) {
     RouterOutput o;
     o.kind = RouterOutput::Kind::host_request;
     o.client = client;
@@ -140,32 +117,13 @@ Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std
     out.push_back(std::move(o));
     return out;
   }
-  if (mapped != by_client_.end()) {
-    if (in_flight_ops().count(op) == 0) {
-      reply_error(out, client, frame.channel, "busy", "channel already has a running request");
-      return out;
-    }
-    RouterOutput o;
-    o.kind = RouterOutput::Kind::to_guest;
-    o.frame = Frame{FrameType::control, mapped->second, frame.payload};
-    out.push_back(std::move(o));
-    return out;
-  }
   if (frame.channel == protocol::kConnectionChannel) {
     reply_error(out, client, frame.channel, "invalid", "requests need a nonzero channel");
     return out;
   }
-
-  Kind kind;
-  if (op == "exec") {
-    kind = Kind::exec;
-  } else if (op == "file.read") {
-    kind = Kind::file_read;
-  } else if (op == "file.write") {
-    kind = Kind::file_write;
-  } else if (op == "file.list" || op == "file.stat" || op == "file.mkdir" || op == "file.remove") {
-    kind = Kind::one_reply;
-  } else {
+  const bool is_exec = op == "exec";
+  const auto file_kind = FileService::route_for(op);
+  if (!is_exec && !file_kind) {
     reply_error(out, client, frame.channel, "invalid", "unknown op '" + op + "'");
     return out;
   }
@@ -179,9 +137,9 @@ Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std
   Route route;
   route.client = client;
   route.client_channel = frame.channel;
-  route.kind = kind;
-  route.started_ms = now_ms;
-  if (kind == Kind::exec) route.command = shell_join(request);
+  route.is_exec = is_exec;
+  if (is_exec) route.exec = ExecService::begin(request, now_ms);
+  if (file_kind) route.file.kind = *file_kind;
   by_guest_[guest_channel] = std::move(route);
   by_client_[key] = guest_channel;
   ++per_client_[client];
@@ -189,23 +147,9 @@ Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std
   RouterOutput o;
   o.kind = RouterOutput::Kind::to_guest;
   o.frame = Frame{FrameType::control, guest_channel,
-                  kind == Kind::exec ? with_base_env(request, frame.payload) : frame.payload};
+                  is_exec ? exec_.guest_payload(request, frame.payload) : frame.payload};
   out.push_back(std::move(o));
   return out;
-}
-
-std::string Router::with_base_env(const nlohmann::json& request, const std::string& payload) const {
-  if (base_env_.empty()) return payload;
-  nlohmann::json merged = request;
-  nlohmann::json env = nlohmann::json::object();
-  for (const auto& [k, v] : base_env_) env[k] = v;
-  if (auto given = request.find("env"); given != request.end() && given->is_object()) {
-    for (auto it = given->begin(); it != given->end(); ++it) env[it.key()] = it.value();
-  } else if (given != request.end() && !given->is_null()) {
-    return payload;  // malformed: let the guest refuse it as sent
-  }
-  merged["env"] = std::move(env);
-  return protocol::dump(merged);
 }
 
 void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
@@ -222,26 +166,21 @@ void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
     out.push_back(std::move(o));
     return;
   }
+  auto bounded_string = [&](const char* key, std::size_t cap, const char* fallback) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>().substr(0, cap) : std::string(fallback);
+  };
   if (op == "trust_ca.ok" || op == "trust_ca.error") {
     RouterOutput o;
     o.kind = RouterOutput::Kind::setup_reply;
-    auto message = j.find("message");
-    o.json = {{"op", op},
-              {"message", message != j.end() && message->is_string()
-                              ? message->get<std::string>().substr(0, 1024)
-                              : ""}};
+    o.json = {{"op", op}, {"message", bounded_string("message", 1024, "")}};
     out.push_back(std::move(o));
     return;
   }
   if (op == "log") {
-    auto level = j.find("level");
-    auto message = j.find("message");
     RouterOutput o;
     o.kind = RouterOutput::Kind::guest_log;
-    o.json = {{"level", level != j.end() && level->is_string() ? level->get<std::string>() : "info"},
-              {"message", message != j.end() && message->is_string()
-                              ? message->get<std::string>().substr(0, 4096)
-                              : ""}};
+    o.json = {{"level", bounded_string("level", 16, "info")}, {"message", bounded_string("message", 4096, "")}};
     out.push_back(std::move(o));
     return;
   }
@@ -277,58 +216,15 @@ void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
   out.push_back(std::move(o));
 }
 
-void Router::on_guest_route_control(Outputs& out, std::uint32_t guest_channel, Route& route,
-                                    const Frame& frame, std::int64_t now_ms) {
-  nlohmann::json reply = parse_object(frame.payload);
-  const std::string op = op_of(reply);
-  if (op.empty()) {
-    ++counters_.guest_bad_control;
-    return;
-  }
-  const std::size_t reply_at = out.size();
-  if (!route.client_gone) {
-    RouterOutput o;
-    o.kind = RouterOutput::Kind::to_client;
-    o.client = route.client;
-    // The guest's bytes go on unchanged (only the channel is rewritten): re-encoding
-    // could grow them past the frame cap.
-    o.frame = Frame{FrameType::control, route.client_channel, frame.payload};
-    out.push_back(std::move(o));
-  }
-  bool done = false;
-  if (route.kind == Kind::exec) {
-    if (op == "exit" || op == "error") {
-      done = true;
-      std::int64_t exit_code = -1;
-      std::int64_t duration = now_ms - route.started_ms;
-      if (op == "exit") {
-        if (auto c = reply.find("exit_code"); c != reply.end() && c->is_number_integer()) {
-          exit_code = c->get<std::int64_t>();
-        }
-        if (auto d = reply.find("duration_ms"); d != reply.end() && d->is_number_unsigned()) {
-          duration = d->get<std::int64_t>();
-        }
-      }
-      nlohmann::json exec = {{"command", route.command},
-                             {"exit_code", exit_code},
-                             {"duration_ms", std::max<std::int64_t>(0, duration)}};
-      if (op == "error") {
-        auto code = reply.find("code");
-        exec["error"] = code != reply.end() && code->is_string() ? code->get<std::string>() : "io";
-      }
-      RouterOutput audit;
-      audit.kind = RouterOutput::Kind::audit;
-      audit.json = {{"type", "exec"}, {"exec", std::move(exec)}};
-      // Before the reply: a client that has seen the exit finds the exec in the log.
-      out.insert(out.begin() + static_cast<std::ptrdiff_t>(reply_at), std::move(audit));
-    }
-  } else if (route.kind == Kind::file_read) {
-    if (op == "error") done = true;
-    if (op == "ok") route.read_header_seen = true;
-  } else {
-    done = op == "ok" || op == "error";
-  }
-  if (done) end_route(guest_channel);
+void Router::forward_to_client(Outputs& out, const Route& route, const Frame& frame) {
+  if (route.client_gone) return;
+  RouterOutput o;
+  o.kind = RouterOutput::Kind::to_client;
+  o.client = route.client;
+  // The guest's bytes go on unchanged (only the channel is rewritten): re-encoding
+  // could grow them past the frame cap.
+  o.frame = Frame{frame.type, route.client_channel, frame.payload};
+  out.push_back(std::move(o));
 }
 
 Router::Outputs Router::on_guest_frame(const Frame& frame, std::int64_t now_ms) {
@@ -343,26 +239,44 @@ Router::Outputs Router::on_guest_frame(const Frame& frame, std::int64_t now_ms) 
     return out;
   }
   Route& route = it->second;
+  std::string op;
+  nlohmann::json reply;
   if (frame.type == FrameType::control) {
-    on_guest_route_control(out, frame.channel, route, frame, now_ms);
+    reply = parse_object(frame.payload);
+    op = op_of(reply);
+    if (op.empty()) {
+      ++counters_.guest_bad_control;
+      return out;
+    }
+  }
+  if (route.is_exec) {
+    const bool output = frame.type == FrameType::stdout_data || frame.type == FrameType::stderr_data;
+    if (!output && frame.type != FrameType::control) {
+      ++counters_.guest_bad_control;
+      return out;
+    }
+    if (frame.type == FrameType::control) {
+      if (auto audit = ExecService::on_reply(route.exec, op, reply, now_ms)) {
+        // Before the reply: a client that has seen the exit finds the exec in the log.
+        RouterOutput a;
+        a.kind = RouterOutput::Kind::audit;
+        a.json = std::move(*audit);
+        out.push_back(std::move(a));
+        forward_to_client(out, route, frame);
+        end_route(frame.channel);
+        return out;
+      }
+    }
+    forward_to_client(out, route, frame);
     return out;
   }
-  const bool expected =
-      (route.kind == Kind::exec &&
-       (frame.type == FrameType::stdout_data || frame.type == FrameType::stderr_data)) ||
-      (route.kind == Kind::file_read && route.read_header_seen && frame.type == FrameType::file_data);
-  if (!expected) {
+  const FileService::GuestVerdict verdict = FileService::on_guest_frame(route.file, frame, op);
+  if (!verdict.forward) {
     ++counters_.guest_bad_control;
     return out;
   }
-  if (!route.client_gone) {
-    RouterOutput o;
-    o.kind = RouterOutput::Kind::to_client;
-    o.client = route.client;
-    o.frame = Frame{frame.type, route.client_channel, frame.payload};
-    out.push_back(std::move(o));
-  }
-  if (route.kind == Kind::file_read && frame.payload.empty()) end_route(frame.channel);
+  forward_to_client(out, route, frame);
+  if (verdict.done) end_route(frame.channel);
   return out;
 }
 
@@ -373,6 +287,8 @@ Router::Outputs Router::on_client_closed(ClientId client) {
     route.client_gone = true;
     RouterOutput o;
     o.kind = RouterOutput::Kind::to_guest;
+    // An exec is killed; a file transfer ends in the guest on the next frame it can't
+    // make sense of (cancel is not an op it expects), which also discards its temp file.
     o.frame = control(guest_channel, {{"op", "cancel"}});
     out.push_back(std::move(o));
   }

@@ -1,19 +1,18 @@
-// Sans-IO multiplexer between the CLI clients of a VM's API socket and the guest's one
+// Sans-IO multiplexer between the clients of a VM's API socket and the guest's one
 // control channel.
 //
 // Theory of operation: every client numbers its own requests (channel ids it picks);
 // the guest sees one connection, so each new request gets a fresh guest channel and the
 // router keeps the two-way map (client, client channel) <-> guest channel. Frames are
-// rewritten and returned as outputs; the supervisor's I/O driver only moves bytes. A
-// request's route ends when the guest finishes it: "exit"/"error" for exec, "ok"/"error"
-// for the one-reply file ops, the empty file_data frame after "ok" for file.read. While
-// the route lives the router also records what the audit log needs (the command line and
-// its start time) and emits exec and file audit events.
+// rewritten and returned as outputs; the supervisor's I/O drivers only move bytes. What
+// each kind of request may carry and when it ends is the business of ExecService
+// (exec_service.hpp) and FileService (file_service.hpp); the router applies their rules
+// and emits the audit events they produce (exec ends; file changes the guest reports).
 //
-// Host-only ops (status, stop, events) are handed back to the supervisor as requests.
-// When a client disconnects, its running requests are cancelled in the guest and their
-// routes stay (output dropped) until the guest ends them, so a late reply can't reach a
-// new request that reused the id.
+// Host-only ops (status, stop, events; host_ops.hpp) are handed back to the supervisor
+// as requests. When a client disconnects, its running requests are cancelled in the
+// guest and their routes stay (output dropped) until the guest ends them, so a late
+// reply can't reach a new request that reused the id.
 //
 // Refuses: guest frames on channels nobody opened, guest control frames that are not
 // JSON objects, unknown guest ops on channel 0, malformed file events (all dropped and
@@ -23,7 +22,6 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "protocol/frame.hpp"
+#include "runtime/vm/exec_service.hpp"
+#include "runtime/vm/file_service.hpp"
 
 namespace airlock::runtime {
 
@@ -75,41 +75,41 @@ class Router {
 
   // Variables every exec gets unless its request sets them itself: the policy's env, the
   // secret placeholders and the CA bundle variables.
-  void set_base_env(std::map<std::string, std::string> env) { base_env_ = std::move(env); }
+  void set_base_env(std::map<std::string, std::string> env) { exec_.set_base_env(std::move(env)); }
 
   std::size_t open_routes() const { return by_guest_.size(); }
   const RouterCounters& counters() const { return counters_; }
 
   // argv (or a shell string) as one POSIX-shell-safe line, for the audit log.
-  static std::string shell_join(const nlohmann::json& exec_request);
+  static std::string shell_join(const nlohmann::json& exec_request) {
+    return ExecService::shell_join(exec_request);
+  }
 
  private:
-  enum class Kind { exec, file_read, file_write, one_reply };
   struct Route {
     ClientId client = 0;
     std::uint32_t client_channel = 0;
-    Kind kind = Kind::one_reply;
+    bool is_exec = false;
     bool client_gone = false;
-    bool read_header_seen = false;
-    std::string command;
-    std::int64_t started_ms = 0;
+    ExecService::Running exec;
+    FileRouteState file;
   };
 
   void end_route(std::uint32_t guest_channel);
-  std::string with_base_env(const nlohmann::json& request, const std::string& payload) const;
   std::uint32_t allocate_channel();
   void reply_error(Outputs& out, ClientId client, std::uint32_t channel, const std::string& code,
                    const std::string& message);
   void on_guest_connection_frame(Outputs& out, const protocol::Frame& frame);
-  void on_guest_route_control(Outputs& out, std::uint32_t guest_channel, Route& route,
-                              const protocol::Frame& frame, std::int64_t now_ms);
+  void on_client_in_flight(Outputs& out, ClientId client, const protocol::Frame& frame,
+                           std::uint32_t guest_channel, const nlohmann::json& request);
+  void forward_to_client(Outputs& out, const Route& route, const protocol::Frame& frame);
 
+  ExecService exec_;
   std::map<std::uint32_t, Route> by_guest_;
   std::map<std::pair<ClientId, std::uint32_t>, std::uint32_t> by_client_;
   std::map<ClientId, std::size_t> per_client_;
   std::uint32_t next_channel_ = 1;
   RouterCounters counters_;
-  std::map<std::string, std::string> base_env_;
 };
 
 }  // namespace airlock::runtime

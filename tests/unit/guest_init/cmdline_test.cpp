@@ -162,3 +162,20 @@ TEST_CASE("parse_mac") {
     CHECK_FALSE(parse_mac(bad));
   }
 }
+
+TEST_CASE("airlock.hosts: extra /etc/hosts entries, IPv4 and IPv6") {
+  BootConfig c = parse_cmdline("airlock.hosts=db.internal:10.1.2.3,api:2001:db8::7,bad_name:1.2.3.4,x:nope,y:1.2.3");
+  REQUIRE(c.hosts.size() == 2);
+  CHECK(c.hosts[0].name == "db.internal");
+  CHECK(c.hosts[0].address == "10.1.2.3");
+  CHECK(c.hosts[1].name == "api");
+  CHECK(c.hosts[1].address == "2001:db8::7");
+  CHECK(c.warnings.size() == 3);
+  HostEntry e;
+  CHECK_FALSE(parse_host_entry("-lead:1.2.3.4", e));
+  CHECK_FALSE(parse_host_entry("a..b:1.2.3.4", e));
+  CHECK_FALSE(parse_host_entry("name:", e));
+  CHECK_FALSE(parse_host_entry("name", e));
+  CHECK_FALSE(parse_host_entry("name:1.2.3.4\n", e));  // nothing that could add a line
+  CHECK(parse_host_entry("name:::1", e));
+}

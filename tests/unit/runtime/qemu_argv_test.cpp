@@ -202,3 +202,14 @@ TEST_CASE("cmdline: TCG guests get the host TSC frequency, KVM guests don't need
   c.tsc_khz.reset();
   CHECK(build_kernel_cmdline(c).find("tsc_early_khz") == std::string::npos);
 }
+
+TEST_CASE("cmdline: extra /etc/hosts entries, checked before they reach the guest") {
+  MachineConfig c = base();
+  CHECK(build_kernel_cmdline(c).find("airlock.hosts") == std::string::npos);
+  c.extra_hosts = {{"db.internal", "10.1.2.3"}, {"v6", "2001:db8::1"}};
+  CHECK(build_kernel_cmdline(c).find("airlock.hosts=db.internal:10.1.2.3,v6:2001:db8::1") != std::string::npos);
+  c.extra_hosts = {{"two words", "10.1.2.3"}};
+  CHECK_THROWS_AS(build_kernel_cmdline(c), std::invalid_argument);
+  c.extra_hosts = {{"x", "10.1.2.3,evil"}};
+  CHECK_THROWS_AS(build_kernel_cmdline(c), std::invalid_argument);
+}
