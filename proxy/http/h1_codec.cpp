@@ -301,9 +301,12 @@ void H1UpstreamCodec::request_end(StreamId stream) {
 
 void H1UpstreamCodec::cancel(StreamId stream) {
   // One exchange can't be withdrawn from an HTTP/1.1 connection: the connection is spent.
-  if (std::find(waiting_.begin(), waiting_.end(), stream) != waiting_.end()) {
+  if (std::find(waiting_.begin(), waiting_.end(), stream) != waiting_.end() || writing_ == stream) {
+    // Also a request answered before its body was all written: the origin still
+    // expects the rest, so nothing else may follow on this connection.
     failed_ = true;
     exhausted_ = true;
+    writing_.reset();
   }
 }
 

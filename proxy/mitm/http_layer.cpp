@@ -342,26 +342,31 @@ void HttpLayer::on_request_body(Exchange& x, http::Bytes data, Clock::time_point
     http::Bytes rewritten;
     x.rewriter->feed(data, rewritten);
     if (const auto& found = x.rewriter->stopped()) {
-      guest_->consumed(x.id, credit);
-      const bool too_large = x.scan_only && found->form == "placeholder";
-      if (x.up && upstream_) {
-        upstream_->cancel(*x.up);
-        by_upstream_.erase(*x.up);
-        x.up.reset();
-        if (upstream_->exhausted()) drop_upstream(out, true);
-      }
-      std::erase(waiting_, x.id);
-      x.verdict.swaps.clear();
-      refuse(x, 403, too_large ? reason::secret_body_too_large : reason::secret_leak,
-             "secret " + found->secret + (found->form == "placeholder" ? "" : " (its real value)") +
-                 " in the body",
-             now);
+      refuse_body(x, *found, credit, now, out);
       return;
     }
     data = std::move(rewritten);
   }
   x.body_credit += credit;
   send_body(x, std::move(data));
+}
+
+// A secret found in the request body: the exchange is withdrawn from the upstream (an
+// HTTP/1.1 connection that carried part of it is spent) and refused.
+void HttpLayer::refuse_body(Exchange& x, const policy::Finding& found, std::size_t credit, Clock::time_point now,
+                            Commands& out) {
+  if (credit != 0) guest_->consumed(x.id, credit);
+  const bool too_large = x.scan_only && found.form == "placeholder";
+  if (x.up && upstream_) {
+    upstream_->cancel(*x.up);
+    by_upstream_.erase(*x.up);
+    x.up.reset();
+    if (upstream_->exhausted()) drop_upstream(out, true);
+  }
+  std::erase(waiting_, x.id);
+  x.verdict.swaps.clear();
+  refuse(x, 403, too_large ? reason::secret_body_too_large : reason::secret_leak,
+         "secret " + found.secret + (found.form == "placeholder" ? "" : " (its real value)") + " in the body", now);
 }
 
 void HttpLayer::send_body(Exchange& x, http::Bytes bytes) {
@@ -378,11 +383,16 @@ void HttpLayer::send_body(Exchange& x, http::Bytes bytes) {
   x.body.insert(x.body.end(), bytes.begin(), bytes.end());
 }
 
-void HttpLayer::on_request_end(Exchange& x, Clock::time_point, Commands&) {
+void HttpLayer::on_request_end(Exchange& x, Clock::time_point now, Commands& out) {
   x.request_ended = true;
   if (x.rewriter) {
     http::Bytes rest;
     x.rewriter->finish(rest);
+    // A match the body's last bytes complete is only decided here.
+    if (const auto& found = x.rewriter->stopped()) {
+      refuse_body(x, *found, 0, now, out);
+      return;
+    }
     for (const auto& name : x.rewriter->replaced()) x.verdict.swaps.push_back({name, "body"});
     send_body(x, std::move(rest));
   }
@@ -672,6 +682,10 @@ void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands& ou
   if (x.scrub && x.scrubber) {
     http::Bytes rest;
     x.scrubber->finish(rest);
+    if (const auto& found = x.scrubber->stopped()) {  // completed by the body's last bytes
+      cut(x, reason::secret_echo, "secret " + found->secret + " echoed in an encoded form", now);
+      return;
+    }
     x.response_bytes += rest.size();
     x.scrubbed.insert(x.scrubber->replaced().begin(), x.scrubber->replaced().end());
     if (x.hold_response)
@@ -686,6 +700,14 @@ void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands& ou
     x.head_sent = true;
   }
   guest_->respond_end(x.id, x.trailers);
+  if (x.up && upstream_ && x.body_expected && !x.sent_end) {
+    // Answered before the request's body was all sent: the rest goes nowhere (the guest's
+    // remaining bytes are read and dropped), and the upstream can't carry another request.
+    upstream_->cancel(*x.up);
+    by_upstream_.erase(*x.up);
+    x.up.reset();
+    if (x.verdict.detail.empty()) x.verdict.detail = "answered before the request body was complete; the rest was not sent";
+  }
   ++upstream_served_;
   record(x, now);
   forget(x);

@@ -77,6 +77,8 @@ class HttpLayer final : public Layer {
   void on_request(http::RequestStart start, Clock::time_point now, Commands& out);
   void on_request_body(Exchange& x, http::Bytes data, Clock::time_point now, Commands& out);
   void on_request_end(Exchange& x, Clock::time_point now, Commands& out);
+  void refuse_body(Exchange& x, const policy::Finding& found, std::size_t credit, Clock::time_point now,
+                   Commands& out);
   void on_response_head(Exchange& x, http::ResponseHead head, bool end_stream, Clock::time_point now,
                         Commands& out);
   void on_response_body(Exchange& x, http::ResponseBody body, Clock::time_point now, Commands& out);

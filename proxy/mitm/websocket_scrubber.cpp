@@ -98,6 +98,7 @@ void WebSocketScrubber::feed(std::span<const std::uint8_t> in, std::vector<std::
     } else if (fin_) {
       std::vector<std::uint8_t> rest;
       message_->finish(rest);
+      if (const auto& found = message_->stopped()) return fail("secret " + found->secret + " in an encoded form");
       scrubbed_.insert(message_->replaced().begin(), message_->replaced().end());
       emit_frame(static_cast<std::uint8_t>(kFin | (message_started_ ? kContinuation : message_opcode_)), rest, out);
       message_.reset();

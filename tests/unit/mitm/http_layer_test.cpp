@@ -258,6 +258,31 @@ TEST_CASE("http: the same requests reach the origin whatever the chunking") {
   CHECK(reference == "[POST /a]hello[GET /b]");
 }
 
+TEST_CASE("http: an origin that answers before the body is all sent gets no more of it, and no other request") {
+  Plain w;
+  w.open("other.test", 80);
+  w.guest_send("POST /up HTTP/1.1\r\nHost: other.test\r\nContent-Length: 10\r\n\r\nabc");
+  REQUIRE(w.opens == 1);
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  CHECK(w.guest_in.ends_with("ok"));
+  const std::string sent = w.origin_in;
+  w.guest_send("defghij");  // the rest of the body: read from the guest, sent nowhere
+  CHECK(w.origin_in == sent);
+  // The origin still expects 7 bytes: the connection is never pooled or reused.
+  if (auto d = w.root->deadline()) {
+    w.now = *d;
+    w.feed(TimerIn{});
+  }
+  CHECK_FALSE(w.pooled);
+  w.guest_send("GET /next HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  CHECK(w.opens == 2);
+  CHECK(w.origin_in == "GET /next HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nn");
+  CHECK(w.guest_in.ends_with("n"));
+  REQUIRE(w.requests().size() == 2);
+  CHECK(w.requests()[0].detail.find("before the request body was complete") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace airlock::mitm::testing
 
@@ -283,6 +308,31 @@ TEST_CASE("http: an idle upstream connection goes back to the pool between reque
   w.guest_send("GET /3 HTTP/1.1\r\nHost: other.test\r\n\r\n");
   w.origin_send("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nc");
   CHECK_FALSE(w.pooled);
+}
+
+TEST_CASE("http: an origin that answers before the body is all sent gets no more of it, and no other request") {
+  Plain w;
+  w.open("other.test", 80);
+  w.guest_send("POST /up HTTP/1.1\r\nHost: other.test\r\nContent-Length: 10\r\n\r\nabc");
+  REQUIRE(w.opens == 1);
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  CHECK(w.guest_in.ends_with("ok"));
+  const std::string sent = w.origin_in;
+  w.guest_send("defghij");  // the rest of the body: read from the guest, sent nowhere
+  CHECK(w.origin_in == sent);
+  // The origin still expects 7 bytes: the connection is never pooled or reused.
+  if (auto d = w.root->deadline()) {
+    w.now = *d;
+    w.feed(TimerIn{});
+  }
+  CHECK_FALSE(w.pooled);
+  w.guest_send("GET /next HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  CHECK(w.opens == 2);
+  CHECK(w.origin_in == "GET /next HTTP/1.1\r\nHost: other.test\r\n\r\n");
+  w.origin_send("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nn");
+  CHECK(w.guest_in.ends_with("n"));
+  REQUIRE(w.requests().size() == 2);
+  CHECK(w.requests()[0].detail.find("before the request body was complete") != std::string::npos);
 }
 
 }  // namespace
