@@ -125,6 +125,19 @@ class Handler(socketserver.StreamRequestHandler):
                 break
             k, _, v = h.decode("latin-1").partition(":")
             headers[k.strip().lower()] = v.strip()
+        # A request's body is read before the answer, as real origins do: what the proxy
+        # lets through is then what reached the origin.
+        if "content-length" in headers:
+            self.rfile.read(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size_line = self.rfile.readline()
+                if not size_line:
+                    return False  # the proxy withdrew the request mid-body
+                size = int(size_line.split(b";")[0], 16)
+                self.rfile.read(size + 2)
+                if size == 0:
+                    break
         path = line.split()[1].decode()
         value = headers.get("authorization", "").removeprefix("Bearer ")
         shape = path.rsplit("/", 1)[-1]
