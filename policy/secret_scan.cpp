@@ -1,6 +1,8 @@
 // Matching placeholders and real values in traffic; see secret_scan.hpp.
 #include "policy/secret_scan.hpp"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 namespace airlock::policy {
@@ -54,20 +56,16 @@ std::vector<std::string> json_forms(std::string_view value) {
 }
 
 std::string base64(std::string_view bytes, bool url) {
-  const char* alphabet = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-                             : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16) |
-                            (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8) |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    out.push_back(alphabet[v & 63]);
+  bytes = bytes.substr(0, bytes.size() / 3 * 3);  // whole groups only: the caller wants the stable middle
+  std::string out(bytes.size() / 3 * 4 + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  if (url) {
+    std::replace(out.begin(), out.end(), '+', '-');
+    std::replace(out.begin(), out.end(), '/', '_');
   }
-  return out;  // whole groups only: the caller wants the stable middle
+  return out;
 }
 
 }  // namespace

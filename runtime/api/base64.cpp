@@ -1,74 +1,36 @@
-// Base64; see base64.hpp.
+// Base64 with OpenSSL's EVP block codec; see base64.hpp.
 #include "runtime/api/base64.hpp"
 
-#include <array>
-#include <cstdint>
+#include <openssl/evp.h>
+
+#include <algorithm>
 
 namespace airlock::api {
 
-namespace {
-
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<std::int8_t, 256> decode_table() {
-  std::array<std::int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
-  return t;
-}
-
-constexpr auto kDecode = decode_table();
-
-}  // namespace
-
 std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.resize((bytes.size() + 2) / 3 * 4);
-  std::size_t o = 0;
-  std::size_t i = 0;
-  const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{in[i]} << 16) | (std::uint32_t{in[i + 1]} << 8) | in[i + 2];
-    out[o++] = kAlphabet[(v >> 18) & 63];
-    out[o++] = kAlphabet[(v >> 12) & 63];
-    out[o++] = kAlphabet[(v >> 6) & 63];
-    out[o++] = kAlphabet[v & 63];
-  }
-  if (i < bytes.size()) {
-    std::uint32_t v = std::uint32_t{in[i]} << 16;
-    if (i + 1 < bytes.size()) v |= std::uint32_t{in[i + 1]} << 8;
-    out[o++] = kAlphabet[(v >> 18) & 63];
-    out[o++] = kAlphabet[(v >> 12) & 63];
-    out[o++] = i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out[o++] = '=';
-  }
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
 std::optional<std::string> base64_decode(std::string_view text) {
+  // EVP_DecodeBlock skips surrounding whitespace and counts padding as zero bytes: the
+  // strict checks (length, alphabet, padding only at the end) come first.
   if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int pad = 0;
-    if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
-    std::uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + static_cast<std::size_t>(k)];
-      std::int8_t d = 0;
-      if (k >= 4 - pad) {
-        if (c != '=') return std::nullopt;
-      } else {
-        d = kDecode[static_cast<unsigned char>(c)];
-        if (d < 0) return std::nullopt;
-      }
-      v = (v << 6) | static_cast<std::uint32_t>(d);
-    }
-    out.push_back(static_cast<char>((v >> 16) & 0xff));
-    if (pad < 2) out.push_back(static_cast<char>((v >> 8) & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(v & 0xff));
-  }
+  const std::size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+  const auto body = text.substr(0, text.size() - pad);
+  const bool alphabet = std::all_of(body.begin(), body.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+  });
+  if (!alphabet) return std::nullopt;
+  if (text.empty()) return std::string();
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  out.resize(static_cast<std::size_t>(n) - pad);
   return out;
 }
 
