@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <thread>
 
 // GCC 12's flow analysis reports a "potential null dereference" inside Asio's scheduler
 // once it is inlined here; the warning is about Boost's code, not this file's.
@@ -34,6 +37,16 @@ using protocol::Frame;
 using protocol::FrameType;
 
 namespace {
+
+// AIRLOCK_FAULT_AUDIT_STALL_MS: the supervisor sleeps this long before each batch of the
+// network's events (tests of the audit queue's block and drop modes).
+std::chrono::milliseconds fault_audit_stall() {
+  const char* v = std::getenv("AIRLOCK_FAULT_AUDIT_STALL_MS");
+  if (v == nullptr || *v == '\0') return std::chrono::milliseconds(0);
+  char* end = nullptr;
+  const long ms = std::strtol(v, &end, 10);
+  return std::chrono::milliseconds(*end == '\0' && ms > 0 && ms <= 10000 ? ms : 0);
+}
 
 // Relative names: the supervisor runs inside the VM directory.
 constexpr const char* kApiSock = "api.sock";
@@ -137,6 +150,7 @@ class Supervisor {
   bool awaiting_trust_ = false;
   bool booted_ = false;
   bool audit_disk_full_ = false;
+  std::chrono::milliseconds audit_stall_ = fault_audit_stall();
   bool exiting_ = false;
   int exit_code_ = 0;
 };
@@ -356,6 +370,8 @@ void Supervisor::on_qemu_exit(int code) {
 
 void Supervisor::take_network_events() {
   if (!network_) return;
+  // Fault injection for tests: a writer this slow (a stalled disk) per batch.
+  if (audit_stall_.count() > 0) std::this_thread::sleep_for(audit_stall_);
   for (const audit::Event& event : network_->take_events()) {
     if (events_.append(event, unix_millis()).empty()) log_line("can't append to events.jsonl: " + events_.error());
   }

@@ -64,8 +64,8 @@ class VmTestCase(unittest.TestCase):
         for vm in self._vms:
             airlock("rm", vm, timeout=120)
 
-    def create_vm(self, *flags):
-        r = airlock("create", *flags)
+    def create_vm(self, *flags, env=None):
+        r = airlock("create", *flags, env=env)
         self.assertEqual(r.code, 0, r)
         vm = r.text.strip().splitlines()[-1]
         self._vms.append(vm)
