@@ -3,8 +3,8 @@
 // Every record on the audit stream is one of these, turned into JSON by to_json() alone,
 // so a field's name and spelling are decided in one place (and pinned by golden tests).
 // The line around it ({"seq","type","timestamp","vm_id", <type>: {...}}) is added by the
-// writer that numbers the records. Shapes follow the seed API's (REFERENCE-API field
-// names) and add airlock's own: dns, lifecycle, events_lost.
+// writer that numbers the records. Field names are those docs/audit.md documents; dns,
+// lifecycle and events_lost are airlock's own types.
 //
 // No real secret value may ever be put in a field: secrets appear by name only
 // (SecretUse), URLs carry query values as [REDACTED]. Strings from a guest or an upstream
