@@ -122,7 +122,7 @@ class TlsEndpoint {
   std::string error() const { return error_; }
   // The negotiated ALPN protocol, empty when none.
   std::string alpn() const;
-  // The negotiated protocol version ("TLSv1.3", "TLSv1.2"), for the audit trail.
+  // The negotiated protocol version ("TLSv1.3", "TLSv1.2"); no event carries it yet.
   std::string protocol_version() const;
   // The peer sent close_notify.
   bool peer_closed() const { return peer_closed_; }
