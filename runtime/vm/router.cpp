@@ -133,6 +133,11 @@ Router::Outputs Router::on_client_frame(ClientId client, const Frame& frame, std
     return out;
   }
 
+  // The guest's silence counts from the first request that waits on it.
+  if (!waiting()) {
+    last_guest_frame_ms_ = now_ms;
+    ping_sent_ms_.reset();
+  }
   const std::uint32_t guest_channel = allocate_channel();
   Route route;
   route.client = client;
@@ -177,6 +182,7 @@ void Router::on_guest_connection_frame(Outputs& out, const Frame& frame) {
     out.push_back(std::move(o));
     return;
   }
+  if (op == "pong") return;  // the liveness probe's answer (any frame counts)
   if (op == "log") {
     RouterOutput o;
     o.kind = RouterOutput::Kind::guest_log;
@@ -229,6 +235,8 @@ void Router::forward_to_client(Outputs& out, const Route& route, const Frame& fr
 
 Router::Outputs Router::on_guest_frame(const Frame& frame, std::int64_t now_ms) {
   Outputs out;
+  last_guest_frame_ms_ = now_ms;
+  ping_sent_ms_.reset();
   if (frame.channel == protocol::kConnectionChannel) {
     on_guest_connection_frame(out, frame);
     return out;
@@ -297,6 +305,58 @@ Router::Outputs Router::on_client_closed(ClientId client) {
   }
   per_client_.erase(client);
   return out;
+}
+
+Router::Outputs Router::on_tick(std::int64_t now_ms) {
+  Outputs out;
+  if (!waiting()) {
+    ping_sent_ms_.reset();
+    return out;
+  }
+  if (!ping_sent_ms_ && now_ms - last_guest_frame_ms_ >= kPingAfterMs) {
+    ping_sent_ms_ = now_ms;
+    RouterOutput o;
+    o.kind = RouterOutput::Kind::to_guest;
+    o.frame = control(protocol::kConnectionChannel, {{"op", "ping"}});
+    out.push_back(std::move(o));
+  } else if (ping_sent_ms_ && now_ms - *ping_sent_ms_ >= kWedgedAfterMs) {
+    ping_sent_ms_.reset();
+    last_guest_frame_ms_ = now_ms;  // the next request waits its own full term
+    fail_open_routes(out, "timeout",
+                     "the guest has not answered for " + std::to_string((kPingAfterMs + kWedgedAfterMs) / 1000) +
+                         " s (guest-init is stopped or wedged; see the VM's console.log)",
+                     now_ms);
+  }
+  return out;
+}
+
+bool Router::waiting() const {
+  return std::any_of(by_guest_.begin(), by_guest_.end(), [](const auto& entry) { return !entry.second.client_gone; });
+}
+
+void Router::fail_open_routes(Outputs& out, const std::string& code, const std::string& message,
+                              std::int64_t now_ms) {
+  std::vector<std::uint32_t> ended;
+  for (auto& [guest_channel, route] : by_guest_) {
+    if (route.client_gone) continue;
+    if (route.is_exec) {  // the exec's record says how it ended: never answered
+      if (auto audit = ExecService::on_reply(route.exec, "error", {{"code", "guest_unresponsive"}}, now_ms)) {
+        RouterOutput a;
+        a.kind = RouterOutput::Kind::audit;
+        a.json = std::move(*audit);
+        out.push_back(std::move(a));
+      }
+    }
+    reply_error(out, route.client, route.client_channel, code, message);
+    RouterOutput o;
+    o.kind = RouterOutput::Kind::to_guest;
+    o.frame = control(guest_channel, {{"op", "cancel"}});
+    out.push_back(std::move(o));
+    ended.push_back(guest_channel);
+  }
+  // Forgotten: should the guest wake up, its late frames are dropped (and counted) and
+  // make no second record.
+  for (std::uint32_t channel : ended) end_route(channel);
 }
 
 Router::Outputs Router::on_guest_lost(const std::string& reason) {

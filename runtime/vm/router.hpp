@@ -14,6 +14,13 @@
 // guest and their routes stay (output dropped) until the guest ends them, so a late
 // reply can't reach a new request that reused the id.
 //
+// Liveness: while requests are open and the guest has sent nothing for kPingAfterMs, the
+// router pings guest-init (channel 0); any frame from the guest counts as its answer. A
+// guest silent for kWedgedAfterMs more (guest-init wedged or stopped) fails every open
+// request with a timeout error naming the cause, and cancels it in the guest, so a
+// client never waits on a dead channel. A long quiet command is not a dead guest: the
+// ping is answered by guest-init's loop, not by the command.
+//
 // Refuses: guest frames on channels nobody opened, guest control frames that are not
 // JSON objects, unknown guest ops on channel 0, malformed file events (all dropped and
 // counted: the guest runs hostile code); client requests with an unknown op, a reused
@@ -22,6 +29,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,12 +72,16 @@ class Router {
   static constexpr std::size_t kMaxChannelsPerClient = 64;
   static constexpr std::size_t kMaxChannels = 1024;
   static constexpr std::size_t kMaxPathBytes = 4096;
+  static constexpr std::int64_t kPingAfterMs = 10'000;
+  static constexpr std::int64_t kWedgedAfterMs = 20'000;
 
   using Outputs = std::vector<RouterOutput>;
 
   Outputs on_client_frame(ClientId client, const protocol::Frame& frame, std::int64_t now_ms);
   Outputs on_guest_frame(const protocol::Frame& frame, std::int64_t now_ms);
   Outputs on_client_closed(ClientId client);
+  // Time passes (the supervisor calls it about once a second): the liveness probe above.
+  Outputs on_tick(std::int64_t now_ms);
   // The guest is gone (QEMU exited): every open request is answered with an error.
   Outputs on_guest_lost(const std::string& reason);
 
@@ -95,6 +107,9 @@ class Router {
     FileRouteState file;
   };
 
+  bool waiting() const;  // some request still has a client waiting
+  void fail_open_routes(Outputs& out, const std::string& code, const std::string& message, std::int64_t now_ms);
+
   void end_route(std::uint32_t guest_channel);
   std::uint32_t allocate_channel();
   void reply_error(Outputs& out, ClientId client, std::uint32_t channel, const std::string& code,
@@ -110,6 +125,8 @@ class Router {
   std::map<ClientId, std::size_t> per_client_;
   std::uint32_t next_channel_ = 1;
   RouterCounters counters_;
+  std::int64_t last_guest_frame_ms_ = 0;   // the guest's last sign of life
+  std::optional<std::int64_t> ping_sent_ms_;  // a ping waiting for any guest frame
 };
 
 }  // namespace airlock::runtime

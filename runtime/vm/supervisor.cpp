@@ -111,6 +111,7 @@ class Supervisor {
     check_audit_disk();
   }
   void take_network_events();
+  void tick();
   void check_audit_disk();
   void on_signal(int signo);
   void on_qemu_exit(int code);
@@ -131,6 +132,7 @@ class Supervisor {
   asio::io_context io_;
   asio::signal_set signals_;
   asio::steady_timer exit_timer_{io_};
+  asio::steady_timer tick_timer_{io_};  // the router's liveness probe
 
   EventService events_;
   ApiServer api_;
@@ -324,6 +326,7 @@ int Supervisor::run() {
   // A child that exited before the signal_set existed would go unnoticed: check once.
   lifecycle_.on_child_exited();
   guest_.connect_when_ready();
+  tick();
   for (;;) {
     try {
       io_.run();
@@ -366,6 +369,16 @@ void Supervisor::on_qemu_exit(int code) {
   if (network_) network_->stop();
   // After the network's last events, which its thread has posted to this loop already.
   asio::post(io_, [this, code] { record_stop(code); });
+}
+
+// About once a second: the router probes a guest that has gone quiet while requests wait.
+void Supervisor::tick() {
+  if (exiting_) return;
+  if (booted_) dispatch(router_.on_tick(unix_millis()));  // before boot, the boot watchdog rules
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) tick();
+  });
 }
 
 void Supervisor::take_network_events() {
@@ -414,6 +427,7 @@ void Supervisor::record_stop(int code) {
 
 void Supervisor::finish() {
   exiting_ = true;
+  tick_timer_.cancel();
   guest_.close();
   boost::system::error_code ec;
   signals_.cancel(ec);

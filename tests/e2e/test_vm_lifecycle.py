@@ -268,5 +268,32 @@ class OneVm(VmTestCase):
         self.assertFalse(os.path.exists(state_dir))
 
 
+
+class AGuestThatStopsAnswering(VmTestCase):
+    def test_a_waiting_client_gets_an_error_then_the_vm_goes_on(self):
+        # The whole guest frozen (QEMU stopped) is the surest wedge: guest-init answers
+        # nothing, not even the supervisor's ping.
+        vm = self.create_vm("--no-network")
+        qemu = [p for p in pids_of("qemu-system") if vm in open(f"/proc/{p}/cmdline").read()]
+        self.assertEqual(len(qemu), 1)
+        os.kill(qemu[0], signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            r = airlock("exec", vm, "--", "true", timeout=180)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(qemu[0], signal.SIGCONT)
+        self.assertEqual(r.code, 125, r)
+        self.assertIn("not answered", r.err_text)
+        self.assertLess(waited, 120, "the client waited on a dead guest")
+        events = self.events(vm)
+        execs = [e["exec"] for e in events if e["type"] == "exec"]
+        self.assertEqual(execs[-1].get("error"), "guest_unresponsive", execs)
+        # Awake again: the VM serves the next request as before.
+        r = airlock("exec", vm, "--", "echo", "back")
+        self.assertOk(r)
+        self.assertEqual(r.text, "back\n")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -241,3 +241,47 @@ TEST_CASE("shell_join quotes only what needs it") {
   CHECK(Router::shell_join({{"shell", "echo hi | wc"}}) == "echo hi | wc");
   CHECK(Router::shell_join({{"argv", "notalist"}}).empty());
 }
+
+TEST_CASE("router: a guest that stops answering fails open requests after a ping, with their records") {
+  Router r;
+  const auto g = r.on_client_frame(7, ctl(3, kExec), 1000)[0].frame.channel;
+  CHECK(r.on_tick(1000 + Router::kPingAfterMs - 1).empty());  // quiet, not yet suspicious
+  auto ping = r.on_tick(1000 + Router::kPingAfterMs);
+  REQUIRE(ping.size() == 1);
+  CHECK(ping[0].kind == Kind::to_guest);
+  CHECK(ping[0].frame.channel == 0);
+  CHECK(body(ping[0])["op"] == "ping");
+  CHECK(r.on_tick(1000 + Router::kPingAfterMs + 1000).empty());  // one ping at a time
+
+  SUBCASE("the guest answers: a long quiet command is left alone") {
+    const std::int64_t t = 1000 + Router::kPingAfterMs + 2000;
+    CHECK(r.on_guest_frame(ctl(0, {{"op", "pong"}}), t).empty());
+    CHECK(r.counters().guest_bad_control == 0);
+    CHECK(r.on_tick(t + Router::kPingAfterMs - 1).empty());
+    CHECK(r.on_tick(t + Router::kPingAfterMs).size() == 1);  // and probed again later
+  }
+  SUBCASE("no answer: the client gets a timeout, the exec its record, the guest a cancel") {
+    auto out = r.on_tick(1000 + Router::kPingAfterMs + Router::kWedgedAfterMs);
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].kind == Kind::audit);
+    CHECK(out[0].json["exec"]["error"] == "guest_unresponsive");
+    CHECK(out[1].kind == Kind::to_client);
+    CHECK(out[1].client == 7);
+    CHECK(out[1].frame.channel == 3);
+    CHECK(body(out[1])["code"] == "timeout");
+    CHECK(body(out[1])["message"].get<std::string>().find("wedged") != std::string::npos);
+    CHECK(out[2].kind == Kind::to_guest);
+    CHECK(out[2].frame.channel == g);
+    CHECK(body(out[2])["op"] == "cancel");
+    // A late reply goes nowhere and makes no second record; the client may reuse its id.
+    CHECK(r.on_guest_frame(ctl(g, {{"op", "exit"}, {"exit_code", 0}}), 40000).empty());
+    CHECK(r.counters().guest_unknown_channel == 1);
+    CHECK(r.open_routes() == 0);
+    CHECK(r.on_client_frame(7, ctl(3, kExec), 40001)[0].kind == Kind::to_guest);
+  }
+}
+
+TEST_CASE("router: no open request, no ping") {
+  Router r;
+  CHECK(r.on_tick(1'000'000).empty());
+}
