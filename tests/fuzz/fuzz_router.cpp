@@ -4,7 +4,7 @@
 //
 // The input is a script of steps: [kind][client][channel][type][len][payload...]. kind
 // picks on_client_frame / on_guest_frame (guest channel taken from what the router
-// allocated, or raw) / on_client_closed / on_guest_lost. Invariants: nothing throws;
+// allocated, or raw) / on_client_closed / on_tick after seconds pass / on_guest_lost. Invariants: nothing throws;
 // nothing goes to the guest on channel 0 from a client; no frame is larger than the
 // protocol's cap; audit bodies are objects with a type; a client that disconnected gets
 // nothing until it sends again; the route table stays within its cap and is empty after
@@ -88,6 +88,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else if (kind == 6) {
       out = router.on_client_closed(client);
       gone.insert(client);
+    } else if (channel_byte & 1) {
+      now += 5000 * (1 + channel_byte % 7);  // seconds pass: the liveness probe
+      out = router.on_tick(now);
     } else {
       out = router.on_guest_lost("lost");
       check(router.open_routes() == 0);
