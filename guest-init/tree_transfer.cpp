@@ -36,16 +36,6 @@ int open_dir_beneath(int root, const std::string& rel) {
   return fd < 0 ? -1 : static_cast<int>(fd);
 }
 
-std::string dir_part(const std::string& rel) {
-  const auto slash = rel.find_last_of('/');
-  return slash == std::string::npos ? std::string() : rel.substr(0, slash);
-}
-
-std::string name_part(const std::string& rel) {
-  const auto slash = rel.find_last_of('/');
-  return slash == std::string::npos ? rel : rel.substr(slash + 1);
-}
-
 std::string join(const std::string& root, const std::string& rel) {
   if (rel.empty()) return root;
   return root == "/" ? "/" + rel : root + "/" + rel;
@@ -136,7 +126,7 @@ class UploadSession final : public Session {
 
   // The entry's parent, opened beneath the root; -1 with the reply sent otherwise.
   int parent_for(const TreeEntry& e) {
-    const int fd = open_dir_beneath(root_fd_, dir_part(e.path));
+    const int fd = open_dir_beneath(root_fd_, protocol::parent_of_entry(e.path));
     if (fd < 0) {
       const int err = errno;
       fail(err == ELOOP || err == EXDEV
@@ -161,7 +151,7 @@ class UploadSession final : public Session {
     }
     const int parent = parent_for(e);
     if (parent < 0) return;
-    const std::string name = name_part(e.path);
+    const std::string name = protocol::name_of_entry(e.path);
     const std::string full = join(root_, e.path);
     if (e.type == EntryType::dir) {
       if (::mkdirat(parent, name.c_str(), e.mode) == 0) {
@@ -241,7 +231,7 @@ class UploadSession final : public Session {
       return fail(errno_error(errno, "close " + full));
     }
     file_fd_ = -1;
-    if (::renameat(parent_fd_, temp_.c_str(), parent_fd_, name_part(file_.path).c_str()) != 0) {
+    if (::renameat(parent_fd_, temp_.c_str(), parent_fd_, protocol::name_of_entry(file_.path).c_str()) != 0) {
       const int err = errno;
       close_file(true);
       return fail(err == EISDIR || err == ENOTEMPTY || err == EEXIST

@@ -9,6 +9,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/edit_distance.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -45,20 +47,6 @@ constexpr std::uint32_t kMaxTimeoutSeconds = 7 * 24 * 3600;
 constexpr std::uint32_t kMinAuditQueueEvents = 1;
 constexpr std::uint32_t kMaxAuditQueueEvents = 1u << 20;
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {

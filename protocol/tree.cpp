@@ -3,6 +3,16 @@
 
 namespace airlock::protocol {
 
+std::string parent_of_entry(const std::string& rel) {
+  const auto slash = rel.find_last_of('/');
+  return slash == std::string::npos ? std::string() : rel.substr(0, slash);
+}
+
+std::string name_of_entry(const std::string& rel) {
+  const auto slash = rel.find_last_of('/');
+  return slash == std::string::npos ? rel : rel.substr(slash + 1);
+}
+
 bool is_safe_relative_path(std::string_view path) {
   if (path.empty()) return true;
   if (path.size() > kMaxPathBytes || path.front() == '/' || path.back() == '/') return false;

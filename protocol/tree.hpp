@@ -43,6 +43,9 @@ struct TreeEntry {
 
 // A relative path made of plain components ("a/b/c"), or "" for the root.
 bool is_safe_relative_path(std::string_view path);
+// The parts of a safe relative path: "a/b/c" -> "a/b" and "c"; "c" -> "" and "c".
+std::string parent_of_entry(const std::string& rel);
+std::string name_of_entry(const std::string& rel);
 // "dir", "file", "symlink".
 std::string_view entry_type_name(EntryType type);
 

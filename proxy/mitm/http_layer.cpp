@@ -640,7 +640,7 @@ bool HttpLayer::drain_response(Exchange& x, std::size_t& budget, Clock::time_poi
     else
       guest_->respond_data(x.id, clean);
   }
-  if (x.upstream_ended && x.encoded.empty() && (!x.decoder || x.decoder->finished())) finish_response(x, now, out);
+  if (x.upstream_ended && x.encoded.empty() && (!x.decoder || x.decoder->finished())) finish_response(x, now);
   return true;
 }
 
@@ -655,7 +655,7 @@ void HttpLayer::on_response_end(Exchange& x, http::Trailers trailers, Clock::tim
   }
   x.trailers = std::move(trailers);
   if (!x.scrub) {
-    finish_response(x, now, out);
+    finish_response(x, now);
     return;
   }
   std::size_t budget = kStepBudget;
@@ -677,7 +677,7 @@ void HttpLayer::release_upstream(Commands& out) {
   out.push_back(Release{});
 }
 
-void HttpLayer::finish_response(Exchange& x, Clock::time_point now, Commands& out) {
+void HttpLayer::finish_response(Exchange& x, Clock::time_point now) {
   if (x.recorded) return;
   if (x.scrub && x.scrubber) {
     http::Bytes rest;

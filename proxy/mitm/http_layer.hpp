@@ -88,7 +88,7 @@ class HttpLayer final : public Layer {
   void tunnel_data(Side from, http::Bytes bytes, Commands& out);
   // Decodes and scrubs what waits in x.encoded, within `budget` output bytes.
   bool drain_response(Exchange& x, std::size_t& budget, Clock::time_point now, Commands& out);
-  void finish_response(Exchange& x, Clock::time_point now, Commands& out);
+  void finish_response(Exchange& x, Clock::time_point now);
 
   void try_start(Commands& out);
   void start(Exchange& x);

@@ -235,7 +235,7 @@ void TlsBridge::pump_upstream(Clock::time_point now, Commands& out) {
   }
   if (state == tls::TlsEndpoint::State::established && !upstream_established_) {
     upstream_established_ = true;
-    to_child(Connected{upstream_->alpn()}, now, out);
+    to_child(Connected{upstream_->alpn(), false, nullptr}, now, out);
     if (!upstream_ || dead_) return;
     if (!upstream_plain_.empty()) encrypt(*upstream_, Side::upstream, upstream_plain_, out);
   }

@@ -4,28 +4,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/edit_distance.hpp"
 #include "runtime/api/base64.hpp"
 
 namespace airlock::api {
-
-namespace {
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-}  // namespace
 
 ParamReader::ParamReader(const nlohmann::json& params, std::initializer_list<const char*> known) : params_(params) {
   if (!params.is_object()) {

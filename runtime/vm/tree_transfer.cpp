@@ -21,16 +21,6 @@ namespace {
 
 std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
-std::string dir_part(const std::string& rel) {
-  const auto slash = rel.find_last_of('/');
-  return slash == std::string::npos ? std::string() : rel.substr(0, slash);
-}
-
-std::string name_part(const std::string& rel) {
-  const auto slash = rel.find_last_of('/');
-  return slash == std::string::npos ? rel : rel.substr(slash + 1);
-}
-
 int open_dir_beneath(int root, const std::string& rel, int flags) {
   open_how how{};
   how.flags = static_cast<std::uint64_t>(flags | O_DIRECTORY | O_CLOEXEC);
@@ -214,7 +204,7 @@ void TreeWriter::discard_file() {
 }
 
 Result<int> TreeWriter::parent_of_entry(const std::string& rel) {
-  const int fd = open_dir_beneath(root_fd_, dir_part(rel), O_PATH);
+  const int fd = open_dir_beneath(root_fd_, protocol::parent_of_entry(rel), O_PATH);
   if (fd < 0) {
     const int err = errno;
     const std::string where = (root_path_ / rel).string();
@@ -234,7 +224,7 @@ Result<bool> TreeWriter::on_entry(const TreeEntry& e) {
   }
   Result<int> parent = parent_of_entry(e.path);
   if (!parent) return Error{parent.error()};
-  const std::string name = name_part(e.path);
+  const std::string name = protocol::name_of_entry(e.path);
   const std::string where = (root_path_ / e.path).string();
   if (e.type == EntryType::dir) {
     if (::mkdirat(*parent, name.c_str(), 0700) != 0) {
@@ -284,7 +274,7 @@ Result<bool> TreeWriter::on_data(std::string_view bytes) {
     }
     const int rc = ::close(file_fd_);
     file_fd_ = -1;
-    if (rc != 0 || ::renameat(parent_fd_, temp_.c_str(), parent_fd_, name_part(file_.path).c_str()) != 0) {
+    if (rc != 0 || ::renameat(parent_fd_, temp_.c_str(), parent_fd_, protocol::name_of_entry(file_.path).c_str()) != 0) {
       const int err = errno;
       discard_file();
       return Error{err == EISDIR || err == ENOTEMPTY || err == EEXIST ? where + ": a folder is in the way"

@@ -110,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (upstream_open && !connected) {
       connected = true;
-      layer.handle(mitm::Connected{upstream_h2 ? "h2" : "http/1.1"}, now, out);
+      layer.handle(mitm::Connected{upstream_h2 ? "h2" : "http/1.1", false, nullptr}, now, out);
       check(out);
     }
     if (connected && u < origin.size()) {
