@@ -71,8 +71,13 @@ class NothingSilentUnderLoad(VmTestCase):
                     f"  allow_private: [load.test]\n  upstream_ca_file: {ca}\n")
         vms = [self.create_vm("--policy", policy, "--memory", "1G") for _ in range(2)]
         urls = "".join(f'url = "https://load.test:{port}/r/{i}"\noutput = "/dev/null"\n' for i in range(REQUESTS))
+        # curl's own connect timeout (300 s by default, the TLS handshake included) is
+        # raised: on a slow host the guest's single vCPU, under TCG and sharing the cores
+        # with the hogs and the other sandbox, can take longer than that to set up 100
+        # handshakes at once (connections it opened and then sent nothing on for 300 s).
+        # The guest's patience is not what this test measures; airlock's is.
         script = ("cat > /tmp/urls <<'EOF'\n" + urls + "EOF\n"
-                  f"curl -sS --http1.1 --parallel --parallel-max {PARALLEL} --max-time 900 "
+                  f"curl -sS --http1.1 --parallel --parallel-max {PARALLEL} --connect-timeout 1200 --max-time 1500 "
                   "-w '%{http_code} %{exitcode}\\n' --config /tmp/urls; true")
         stop_at = time.time() + 1800
         hogs = [multiprocessing.Process(target=hog, args=(stop_at,), daemon=True) for _ in range(os.cpu_count() or 2)]
@@ -90,24 +95,32 @@ class NothingSilentUnderLoad(VmTestCase):
         finally:
             for h in hogs:
                 h.terminate()
+        # Stop first, so a failure's message carries the audit's view of it: how the
+        # flows ended and what every layer counted.
+        for vm in vms:
+            self.assertOk(airlock("stop", vm, timeout=300))
         for vm in vms:
             r = results[vm]
+            events = self.events(vm)
+            flows = [e["network"] for e in events if e["type"] == "network" and e["network"]["kind"] == "flow"]
+            stopped = [e["lifecycle"] for e in events if e["type"] == "lifecycle" and e["lifecycle"]["event"] == "stopped"]
+            reasons = {}
+            for f in flows:
+                key = f"{f.get('close_reason')}/{f.get('requests', 0)}req"
+                reasons[key] = reasons.get(key, 0) + 1
+            diagnosis = f"flows by close_reason/requests: {reasons}; counters: " + \
+                (json.dumps(stopped[0].get("network_counters"))[:3000] if stopped else "no stopped event")
             lines = [l.split() for l in r.text.splitlines() if len(l.split()) == 2]
             self.assertEqual(len(lines), REQUESTS, r)
             failed = [l for l in lines if l != ["200", "0"]]
-            self.assertEqual(failed, [], f"{vm}: {len(failed)} requests failed: {failed[:10]} {r.err_text[-500:]}")
-        for vm in vms:
-            self.assertOk(airlock("stop", vm, timeout=300))
-            events = self.events(vm)
+            self.assertEqual(failed, [], f"{vm}: {len(failed)} requests failed: {failed[:10]} {r.err_text[-500:]} {diagnosis}")
             requests = [e["network"] for e in events if e["type"] == "network" and e["network"]["kind"] == "request"
                         and "/r/" in e["network"]["url"]]
             self.assertEqual(len(requests), REQUESTS)
             self.assertEqual(sorted(int(q["url"].rsplit("/", 1)[1]) for q in requests), list(range(REQUESTS)))
             self.assertTrue(all(q["status_code"] == 200 and not q["blocked"] and not q.get("error") for q in requests))
-            flows = [e["network"] for e in events if e["type"] == "network" and e["network"]["kind"] == "flow"]
             self.assertEqual(sum(f.get("requests", 0) for f in flows), REQUESTS)
             self.assertTrue(all(f["close_reason"] for f in flows))
-            stopped = [e["lifecycle"] for e in events if e["type"] == "lifecycle" and e["lifecycle"]["event"] == "stopped"]
             self.assertEqual(len(stopped), 1)
             counters = stopped[0]["network_counters"]
             # Every connection attempt has its one record: admitted or refused at once, or
