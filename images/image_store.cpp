@@ -378,9 +378,20 @@ Result<ImageInfo> ImageStore::ensure(const std::string& name, const BuildOptions
       opts->progress("warning: using image '" + name + "' unchecked: " + wanted.error());
     return current;
   }
+  // Why a build is needed, said up front and in the error should the build fail. A
+  // broken image (a file gone from the store, a manifest torn) is an error that says
+  // what is wrong and how to rebuild it: no VM boots from it, and no multi-minute build
+  // starts behind the user's back.
+  std::string why = "rebuild asked for";
   if (!opts->force) {
-    if (auto current = load(name); current && current->recipe_hash == *wanted) return current;
+    auto current = load(name);
+    if (current && current->recipe_hash == *wanted) return current;
+    std::error_code exists_ec;
+    const bool broken = !current && fs::exists(images_dir_ / name, exists_ec);
+    if (broken && !opts->repair) return Error{current.error() + " (`airlock image build` rebuilds it)"};
+    why = current ? "built from another recipe" : broken ? "broken (" + current.error() + ")" : "not built yet";
   }
+  if (opts->progress) opts->progress("image '" + name + "' " + why + ": building it");
 
   const fs::path work = opts->work_dir.empty() ? home_ / "tmp" : opts->work_dir;
   fs::create_directories(work, ec);
@@ -401,7 +412,7 @@ Result<ImageInfo> ImageStore::ensure(const std::string& name, const BuildOptions
                  on_line, /*capture_stdout=*/false);
   if (!ran) return Error{ran.error()};
   if (ran->exit_code != 0) {
-    std::string msg = "building image '" + name + "' failed (exit " +
+    std::string msg = "building image '" + name + "' (" + why + ") failed (exit " +
                       std::to_string(ran->exit_code) + ")";
     for (const auto& line : tail) {
       if (line.find("error") != std::string::npos) msg += "\n  " + line;

@@ -42,6 +42,7 @@ struct BuildOptions {
   // Called with each line the build prints; empty: the build inherits stdout/stderr.
   std::function<void(std::string_view line)> progress;
   bool force = false;  // rebuild even if the recipe hash matches
+  bool repair = false; // rebuild a broken image (airlock image build) rather than refuse it
   // apt's package lists: their mtime is part of the cheap recipe fingerprint (tests
   // point it at a file of their own).
   std::filesystem::path apt_lists = "/var/lib/apt/lists";
@@ -74,9 +75,10 @@ class ImageStore {
   // The image's manifest, checked, with its files present; or why not.
   Result<ImageInfo> load(const std::string& name) const;
 
-  // The image, built first when missing, broken, or built from another recipe. When the
-  // recipe can't be computed (no build script or init binary, apt-cache failing) an
-  // existing image is returned as is.
+  // The image, built first when missing or built from another recipe; a broken one (its
+  // directory there, a file or the manifest not) is an error naming what is wrong, unless
+  // `repair` (airlock image build) asks for it to be rebuilt. When the recipe can't be computed (no
+  // build script or init binary, apt-cache failing) an existing image is returned as is.
   Result<ImageInfo> ensure(const std::string& name, const BuildOptions& options);
   // Removes the image directory. Returns false if there was none.
   Result<bool> remove(const std::string& name);

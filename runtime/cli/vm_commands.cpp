@@ -551,6 +551,7 @@ int cmd_image_build(const std::string& name, bool force) {
   images::ImageStore store(runtime::airlock_home());
   images::BuildOptions options;
   options.force = force;
+  options.repair = true;
   Result<images::ImageInfo> info = store.ensure(name, options);
   if (!info) throw CommandError("image '" + name + "': " + info.error());
   std::cout << info->name << " " << info->kernel_version << " " << info->dir.string() << "\n";

@@ -234,8 +234,9 @@ TEST_CASE("ensure builds when missing, reuses a matching image, rebuilds on a ne
   REQUIRE_MESSAGE(first.ok(), (first.ok() ? "" : first.error()));
   CHECK(first->recipe_hash == *hash);
   CHECK(builds(tools.path) == 1);
-  REQUIRE_FALSE(lines.empty());
-  CHECK(lines.front() == "[1/1] fake build of default");
+  REQUIRE(lines.size() >= 2);
+  CHECK(lines[0] == "image 'default' not built yet: building it");
+  CHECK(lines[1] == "[1/1] fake build of default");
 
   const int hash_calls = count_lines(tools.path / "hash-calls");
   auto second = store.ensure("default", options);
@@ -257,6 +258,19 @@ TEST_CASE("ensure builds when missing, reuses a matching image, rebuilds on a ne
   options.force = true;
   REQUIRE(store.ensure("default", options).ok());
   CHECK(builds(tools.path) == 3);
+
+  // A file gone from the store: an error naming it and the way to rebuild, no build
+  // behind the user's back; `repair` (airlock image build) rebuilds it.
+  options.force = false;
+  fs::remove(home.path / "images" / "default" / "vmlinuz");
+  auto broken = store.ensure("default", options);
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.error().find("vmlinuz is missing") != std::string::npos);
+  CHECK(broken.error().find("airlock image build") != std::string::npos);
+  CHECK(builds(tools.path) == 3);
+  options.repair = true;
+  REQUIRE(store.ensure("default", options).ok());
+  CHECK(builds(tools.path) == 4);
 }
 
 TEST_CASE("ensure reports a failed build and unknown recipes") {
