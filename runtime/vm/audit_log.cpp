@@ -43,6 +43,26 @@ std::uint64_t last_audit_seq(std::string_view text) {
   return last;
 }
 
+bool audit_run_ended(std::string_view text) {
+  // The last whole event decides; torn or foreign lines are skipped.
+  std::size_t end = text.size();
+  while (end > 0) {
+    const std::size_t nl = text.rfind('\n', end - 1);
+    const std::size_t start = nl == std::string_view::npos ? 0 : nl + 1;
+    const auto j = nlohmann::json::parse(text.substr(start, end - start), nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("seq")) {
+      if (j.value("type", "") != "lifecycle") return false;
+      const auto it = j.find("lifecycle");
+      if (it == j.end() || !it->is_object()) return false;
+      const std::string event = it->value("event", "");
+      return event == "stopped" || event == "failed" || event == "removed";
+    }
+    if (start == 0) break;
+    end = start - 1;
+  }
+  return true;
+}
+
 AuditLog::~AuditLog() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -97,6 +117,7 @@ bool AuditLog::open(const std::filesystem::path& file, std::string vm_id) {
     }
   }
   seq_ = last_audit_seq(text);
+  previous_run_unrecorded_ = !audit_run_ended(text);
   fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     error_ = std::string("cannot open ") + file.string() + ": " + std::strerror(errno);

@@ -30,6 +30,9 @@ std::string make_audit_line(std::uint64_t seq, std::int64_t timestamp_ms, const 
 
 // The highest seq in a log's text; 0 for an empty or unreadable log.
 std::uint64_t last_audit_seq(std::string_view text);
+// Whether the log's last run was recorded to its end: no events, or the last one is
+// lifecycle stopped, failed or removed. False after a supervisor that was killed.
+bool audit_run_ended(std::string_view text);
 
 class AuditLog {
  public:
@@ -49,6 +52,8 @@ class AuditLog {
   std::string lifecycle(const std::string& event, nlohmann::json extra, std::int64_t timestamp_ms);
 
   std::uint64_t last_seq() const { return seq_; }
+  // At open: the log's previous run ended without its last record (audit_run_ended).
+  bool previous_run_unrecorded() const { return previous_run_unrecorded_; }
   const std::filesystem::path& path() const { return path_; }
 
   // True once a write has found the disk full (the reserve is then in use).
@@ -64,6 +69,7 @@ class AuditLog {
 
   int fd_ = -1;
   bool disk_full_ = false;
+  bool previous_run_unrecorded_ = false;
   std::string error_;
   std::filesystem::path reserve_;
   std::filesystem::path path_;

@@ -44,6 +44,7 @@ class EventService {
   const std::string& error() const { return log_.error(); }
 
   std::uint64_t last_seq() const { return log_.last_seq(); }
+  bool previous_run_unrecorded() const { return log_.previous_run_unrecorded(); }
   std::uint64_t first_seq() const { return first_seq_; }
 
   struct Batch {

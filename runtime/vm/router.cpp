@@ -359,9 +359,17 @@ void Router::fail_open_routes(Outputs& out, const std::string& code, const std::
   for (std::uint32_t channel : ended) end_route(channel);
 }
 
-Router::Outputs Router::on_guest_lost(const std::string& reason) {
+Router::Outputs Router::on_guest_lost(const std::string& reason, std::int64_t now_ms) {
   Outputs out;
   for (auto& [guest_channel, route] : by_guest_) {
+    if (route.is_exec) {  // killed with its VM: the record says so
+      if (auto audit = ExecService::on_reply(route.exec, "error", {{"code", "vm_stopped"}}, now_ms)) {
+        RouterOutput a;
+        a.kind = RouterOutput::Kind::audit;
+        a.json = std::move(*audit);
+        out.push_back(std::move(a));
+      }
+    }
     if (!route.client_gone) {
       reply_error(out, route.client, route.client_channel, "vm_stopped", reason);
     }

@@ -82,8 +82,10 @@ class Router {
   Outputs on_client_closed(ClientId client);
   // Time passes (the supervisor calls it about once a second): the liveness probe above.
   Outputs on_tick(std::int64_t now_ms);
-  // The guest is gone (QEMU exited): every open request is answered with an error.
-  Outputs on_guest_lost(const std::string& reason);
+  // The guest is gone (QEMU exited): every open request is answered with a vm_stopped
+  // error, and every exec still running gets its record (error: vm_stopped), its
+  // client there or not.
+  Outputs on_guest_lost(const std::string& reason, std::int64_t now_ms);
 
   // Variables every exec gets unless its request sets them itself: the policy's env, the
   // secret placeholders and the CA bundle variables.

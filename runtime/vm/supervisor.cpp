@@ -204,6 +204,8 @@ void Supervisor::report_ready(const nlohmann::json& report) {
 }
 
 void Supervisor::fail(const std::string& error) {
+  if (!lifecycle_.failed())  // the run's end is recorded (once), when the log could be opened
+    audit({{"type", "lifecycle"}, {"lifecycle", {{"event", "failed"}, {"error", error}}}});
   lifecycle_.fail(error);
   report_ready({{"ok", false}, {"error", error}});
   exit_code_ = 1;
@@ -213,6 +215,14 @@ bool Supervisor::prepare() {
   if (!events_.open(kEvents, config_.id)) {
     fail("can't open events.jsonl");
     return false;
+  }
+  if (events_.previous_run_unrecorded()) {
+    // The last run's supervisor died without its last word (killed, crashed): said now,
+    // so no run ends unrecorded. Its open execs and flows have no records of their own.
+    audit({{"type", "lifecycle"},
+           {"lifecycle", {{"event", "stopped"}, {"requested", false}, {"error", "supervisor_lost"},
+                          {"detail", "the previous run ended without recording its stop (its supervisor was "
+                                     "killed or crashed); what was running then has no record of its end"}}}});
   }
   if (config_.restart) {
     audit({{"type", "lifecycle"}, {"lifecycle", {{"event", "started"}, {"image", config_.image},
@@ -408,13 +418,14 @@ void Supervisor::check_audit_disk() {
 }
 
 void Supervisor::record_stop(int code) {
+  // The execs that die with the VM are recorded before the VM's own last word.
+  dispatch(router_.on_guest_lost("the VM stopped", unix_millis()));
   take_network_events();
   nlohmann::json stopped = {{"event", "stopped"}, {"qemu_exit_code", code}, {"requested", lifecycle_.stopping()}};
   if (network_) stopped["network_counters"] = network_->counters_json();
   audit({{"type", "lifecycle"}, {"lifecycle", stopped}});
   if (!lifecycle_.failed()) lifecycle_.state().status = "stopped";
   lifecycle_.save_state();
-  dispatch(router_.on_guest_lost("the VM stopped"));
   for (const auto& [client, channel] : stop_waiters_) api_.send(client, reply_frame(channel, {{"op", "ok"}}));
   stop_waiters_.clear();
   for (const Follower& f : followers_) {

@@ -60,6 +60,21 @@ TEST_CASE("last_audit_seq ignores torn and foreign lines") {
   CHECK(last_audit_seq("garbage\n{\"seq\":\"5\"}\n{\"seq\":4}") == 4);
 }
 
+TEST_CASE("audit_run_ended: a run whose last record is missing is told apart") {
+  const std::string created = R"({"seq":1,"type":"lifecycle","lifecycle":{"event":"created"}})" "\n";
+  const std::string exec = R"({"seq":2,"type":"exec","exec":{"exit_code":0}})" "\n";
+  const std::string stopped = R"({"seq":3,"type":"lifecycle","lifecycle":{"event":"stopped"}})" "\n";
+  CHECK(audit_run_ended(""));
+  CHECK(audit_run_ended(created + exec + stopped));
+  CHECK(audit_run_ended(created + R"({"seq":2,"type":"lifecycle","lifecycle":{"event":"failed"}})" "\n"));
+  CHECK_FALSE(audit_run_ended(created));
+  CHECK_FALSE(audit_run_ended(created + exec));
+  CHECK_FALSE(audit_run_ended(created + exec + stopped + created));
+  // A torn last line (the supervisor killed mid-write) is skipped, not trusted.
+  CHECK_FALSE(audit_run_ended(created + exec + R"({"seq":3,"type":"lifecycle","lifecycle":{"event":"sto)"));
+  CHECK(audit_run_ended(created + stopped + "garbage\n"));
+}
+
 TEST_CASE("AuditLog: flushes each line, continues numbering after reopen and torn line") {
   char tmpl[] = "/tmp/airlock-audit-XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);

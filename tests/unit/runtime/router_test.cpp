@@ -224,12 +224,16 @@ TEST_CASE("router: guest loss answers every open request") {
   Router r;
   r.on_client_frame(1, ctl(1, kExec), 0);
   r.on_client_frame(2, ctl(9, {{"op", "file.list"}, {"path", "/"}}), 0);
-  auto out = r.on_guest_lost("the VM stopped");
-  REQUIRE(out.size() == 2);
-  for (const auto& o : out) {
-    CHECK(o.kind == Kind::to_client);
-    CHECK(body(o)["op"] == "error");
-    CHECK(body(o)["code"] == "vm_stopped");
+  auto out = r.on_guest_lost("the VM stopped", 5000);
+  REQUIRE(out.size() == 3);
+  // The running exec's record first, saying how it ended.
+  CHECK(out[0].kind == Kind::audit);
+  CHECK(out[0].json["exec"]["error"] == "vm_stopped");
+  CHECK(out[0].json["exec"]["duration_ms"] == 5000);
+  for (std::size_t i = 1; i < out.size(); ++i) {
+    CHECK(out[i].kind == Kind::to_client);
+    CHECK(body(out[i])["op"] == "error");
+    CHECK(body(out[i])["code"] == "vm_stopped");
   }
   CHECK(r.open_routes() == 0);
 }
