@@ -92,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       now += 5000 * (1 + channel_byte % 7);  // seconds pass: the liveness probe
       out = router.on_tick(now);
     } else {
-      out = router.on_guest_lost("lost");
+      out = router.on_guest_lost("lost", now);
       check(router.open_routes() == 0);
     }
     for (const RouterOutput& o : out) {
