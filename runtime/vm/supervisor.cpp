@@ -418,14 +418,20 @@ void Supervisor::check_audit_disk() {
 }
 
 void Supervisor::record_stop(int code) {
-  // The execs that die with the VM are recorded before the VM's own last word.
-  dispatch(router_.on_guest_lost("the VM stopped", unix_millis()));
+  // The execs that die with the VM are recorded before the VM's own last word; their
+  // clients hear of it after the state says stopped, so one that starts the VM again at
+  // once finds it stopped.
+  Router::Outputs records, replies;
+  for (RouterOutput& o : router_.on_guest_lost("the VM stopped", unix_millis()))
+    (o.kind == RouterOutput::Kind::audit ? records : replies).push_back(std::move(o));
+  dispatch(records);
   take_network_events();
   nlohmann::json stopped = {{"event", "stopped"}, {"qemu_exit_code", code}, {"requested", lifecycle_.stopping()}};
   if (network_) stopped["network_counters"] = network_->counters_json();
   audit({{"type", "lifecycle"}, {"lifecycle", stopped}});
   if (!lifecycle_.failed()) lifecycle_.state().status = "stopped";
   lifecycle_.save_state();
+  dispatch(replies);
   for (const auto& [client, channel] : stop_waiters_) api_.send(client, reply_frame(channel, {{"op", "ok"}}));
   stop_waiters_.clear();
   for (const Follower& f : followers_) {

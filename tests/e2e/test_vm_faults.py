@@ -142,8 +142,8 @@ class KilledWhileBusy(VmTestCase):
         dest = os.path.join(self.tmp.name, "big")
         copy = start("cp", f"{vm}:/tmp/big", dest)
         self.addCleanup(copy.kill)
-        wait_until(lambda: origin.requests == 1, 60, "the guest's request at the origin")
-        wait_until(lambda: downloading(dest) and copy.poll() is None, 60, "the download to start")
+        wait_until(lambda: origin.requests == 1, 120, "the guest's request at the origin")
+        wait_until(lambda: downloading(dest) and copy.poll() is None, 120, "the download to start")
         return vm, running, flow, copy, dest
 
     def assert_recorded(self, vm, what):
@@ -236,7 +236,7 @@ class TwoClisRacing(VmTestCase):
         dest = os.path.join(self.tmp.name, "big")
         copy = start("cp", f"{vm}:/tmp/big", dest)
         self.addCleanup(copy.kill)
-        wait_until(lambda: downloading(dest) and copy.poll() is None, 60, "the download to start")
+        wait_until(lambda: downloading(dest) and copy.poll() is None, 120, "the download to start")
         self.assertOk(airlock("rm", vm, timeout=300))
         self._vms.remove(vm)
         code, out, err = finish(copy)
