@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "policy/url.hpp"
+
 namespace airlock::policy {
 
 namespace {
@@ -13,11 +15,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
 }
 
 std::string byte_text(unsigned char c) {
@@ -53,7 +50,7 @@ Result<std::string> normalize_path(std::string_view target) {
     i += 2;
     if (v == 0) return Error{"an escaped NUL (%00) in the path"};
     if (v == '\\') return Error{"an escaped backslash (%5C) in the path (some origins read it as /)"};
-    if (unreserved(v) || v == '/') {
+    if (is_unreserved(v) || v == '/') {
       decoded += static_cast<char>(v);
     } else {
       decoded += '%';

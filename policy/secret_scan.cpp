@@ -1,6 +1,8 @@
 // Matching placeholders and real values in traffic; see secret_scan.hpp.
 #include "policy/secret_scan.hpp"
 
+#include "policy/url.hpp"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -9,15 +11,10 @@ namespace airlock::policy {
 
 namespace {
 
-bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
 std::string percent(std::string_view value, const char* hex) {
   std::string out;
   for (unsigned char c : value) {
-    if (unreserved(c)) {
+    if (is_unreserved(c)) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');

@@ -23,6 +23,12 @@ struct UrlTarget {
   std::string path;          // path and query as given ("/" if absent)
 };
 
+// RFC 3986 unreserved: ALPHA DIGIT - . _ ~ (the bytes a percent-escape never needs).
+inline bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
 // Accepts http, https, ws and wss URLs, or "host:port".
 Result<UrlTarget> parse_url(std::string_view url);
 
