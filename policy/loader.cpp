@@ -5,6 +5,8 @@
 // carries the node together with its key path so that every error can say exactly where
 // the user has to look. Nothing here is on the data plane: errors are exceptions.
 #include "policy/loader.hpp"
+
+#include "policy/http_path.hpp"
 #include "policy/script.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -269,9 +271,10 @@ class Loader {
 
   void network(const Cursor& at, NetworkPolicy& out) {
     for (auto& [key, value] :
-         at.entries({"allowed_hosts", "blocked_hosts", "block_private_ips", "allow_private",
+         at.entries({"rules", "allowed_hosts", "blocked_hosts", "block_private_ips", "allow_private",
                      "secrets", "policy_script", "dns_servers", "upstream_ca_file", "resolve"})) {
-      if (key == "allowed_hosts") out.allowed_hosts = host_patterns(value);
+      if (key == "rules") rules(value, out.rules);
+      else if (key == "allowed_hosts") out.allowed_hosts = host_patterns(value);
       else if (key == "blocked_hosts") out.blocked_hosts = host_patterns(value);
       else if (key == "block_private_ips") out.block_private_ips = value.boolean();
       else if (key == "allow_private") allow_private(value, out);
@@ -287,6 +290,78 @@ class Loader {
       else if (key == "upstream_ca_file") {
         if (!value.is_null()) out.upstream_ca_file = resolve_path(value, base_dir_, true);
       } else if (key == "resolve") resolve(value, out.resolve);
+    }
+  }
+
+  static void rules(const Cursor& at, std::vector<NetworkRule>& out) {
+    std::set<std::string> names;
+    for (const Cursor& item : at.list()) {
+      NetworkRule rule;
+      bool has_host = false;
+      for (auto& [key, value] : item.entries({"host", "ports", "methods", "paths", "action", "name"})) {
+        if (key == "host") {
+          rule.host = host_pattern(value);
+          has_host = true;
+        } else if (key == "ports") {
+          for (const Cursor& p : value.list()) {
+            std::uint16_t port = p.convert([](const std::string& text) {
+              unsigned long n = 0;
+              auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+              if (ec != std::errc() || ptr != text.data() + text.size() || n == 0 || n > 65535)
+                throw PolicyError("expected a port number (1-65535), found \"" + text + "\"");
+              return static_cast<std::uint16_t>(n);
+            });
+            rule.ports.push_back(port);
+          }
+          if (rule.ports.empty()) value.fail("an empty list of ports matches nothing (leave ports out for any port)");
+          std::sort(rule.ports.begin(), rule.ports.end());
+          rule.ports.erase(std::unique(rule.ports.begin(), rule.ports.end()), rule.ports.end());
+        } else if (key == "methods") {
+          for (const Cursor& m : value.list()) {
+            std::string method = m.string();
+            // An HTTP token (RFC 9110 tchar), compared case-insensitively.
+            bool ok = !method.empty() && method.size() <= 32 &&
+                      std::all_of(method.begin(), method.end(), [](unsigned char c) {
+                        return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+                      });
+            if (!ok) m.fail("invalid HTTP method \"" + method + "\"");
+            std::transform(method.begin(), method.end(), method.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+            if (std::find(rule.methods.begin(), rule.methods.end(), method) == rule.methods.end())
+              rule.methods.push_back(method);
+          }
+          if (rule.methods.empty()) value.fail("an empty list of methods matches nothing (leave methods out for any method)");
+        } else if (key == "paths") {
+          for (const Cursor& p : value.list()) {
+            std::string glob = p.string();
+            if (std::string why = check_path_glob(glob); !why.empty())
+              p.fail("invalid path glob \"" + glob + "\": " + why);
+            rule.paths.push_back(glob);
+          }
+          if (rule.paths.empty()) value.fail("an empty list of paths matches nothing (leave paths out for any path)");
+        } else if (key == "action") {
+          std::string action = value.string();
+          if (action == "allow") rule.action = NetworkRule::Action::allow;
+          else if (action == "deny") rule.action = NetworkRule::Action::deny;
+          else if (action == "ask")
+            value.fail("action ask needs an approver, which this version of airlock does not have; "
+                       "use allow or deny");
+          else value.fail("expected allow or deny, found \"" + action + "\"");
+        } else if (key == "name") {
+          rule.name = value.string();
+          bool ok = !rule.name.empty() && rule.name.size() <= 64 &&
+                    std::all_of(rule.name.begin(), rule.name.end(), [](unsigned char c) {
+                      return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+                    });
+          if (!ok) value.fail("invalid rule name \"" + rule.name + "\" (letters, digits, '-', '_', '.'; up to 64)");
+          if (!names.insert(rule.name).second) value.fail("rule name \"" + rule.name + "\" is used twice");
+        }
+      }
+      if (!item.node().IsMap()) item.fail("expected a mapping, found " + describe(item.node()));
+      if (!has_host) item.fail("missing host: a rule names the host pattern it covers");
+      if (rule.host.port() && !rule.ports.empty())
+        item.fail("give the port in host or in ports, not both");
+      out.push_back(std::move(rule));
     }
   }
 

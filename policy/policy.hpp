@@ -75,7 +75,31 @@ struct DnsServer {
   std::string to_string() const;
 };
 
+// One entry of network.rules: which requests to a host it covers and what happens to
+// them. Rules are tried in order before allowed_hosts; the first that covers a request
+// decides (see policy/evaluator.hpp for where they sit among the other checks).
+struct NetworkRule {
+  enum class Action : std::uint8_t { allow, deny, ask };
+  HostPattern host;                      // may name a port ("host:443"), or use `ports`
+  std::vector<std::uint16_t> ports;      // sorted, unique; empty: any (or the host's) port
+  std::vector<std::string> methods;      // upper-case; empty: any method
+  std::vector<std::string> paths;        // globs on the normalised path; empty: any path
+  Action action = Action::allow;
+  std::string name;                      // optional; events name the rule by it
+
+  // Rules with methods or paths judge HTTP requests only: a flow's opaque bytes and DNS
+  // can't be judged by them.
+  bool http_only() const { return !methods.empty() || !paths.empty(); }
+  // Whether the rule names the port it covers (host:port or ports): only such a rule can
+  // let opaque bytes through, as an allowed_hosts pattern with a port does.
+  bool names_port() const { return !ports.empty() || host.port().has_value(); }
+  bool covers(const Host& host, std::uint16_t port) const;
+};
+
+std::string_view to_string(NetworkRule::Action action);
+
 struct NetworkPolicy {
+  std::vector<NetworkRule> rules;          // first match wins, before allowed_hosts
   std::vector<HostPattern> allowed_hosts;
   std::vector<HostPattern> blocked_hosts;  // wins over allowed_hosts
   bool block_private_ips = true;

@@ -10,6 +10,7 @@ std::string_view to_string(Rule::Source source) {
     case Rule::Source::blocked_hosts: return "blocked_hosts";
     case Rule::Source::block_private_ips: return "block_private_ips";
     case Rule::Source::allow_private: return "allow_private";
+    case Rule::Source::rules: return "rules";
   }
   return "";
 }

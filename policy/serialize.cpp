@@ -47,7 +47,18 @@ void emit(YAML::Emitter& out, const nlohmann::json& value) {
 
 nlohmann::json to_json(const Policy& policy) {
   using nlohmann::json;
+  json rules = json::array();
+  for (const NetworkRule& r : policy.network.rules) {
+    json rule = {{"host", r.host.to_string()}};
+    if (!r.ports.empty()) rule["ports"] = r.ports;
+    if (!r.methods.empty()) rule["methods"] = r.methods;
+    if (!r.paths.empty()) rule["paths"] = r.paths;
+    rule["action"] = std::string(to_string(r.action));
+    if (!r.name.empty()) rule["name"] = r.name;
+    rules.push_back(rule);
+  }
   json network = {
+      {"rules", rules},
       {"allowed_hosts", patterns(policy.network.allowed_hosts)},
       {"blocked_hosts", patterns(policy.network.blocked_hosts)},
       {"block_private_ips", policy.network.block_private_ips},
