@@ -152,7 +152,8 @@ std::vector<std::uint8_t> DnsHandler::finish(const ResponseSpec& spec, DnsEvent 
     default:
       if (event.reason == dns_reason::ip_literal) ++counters_.refused_ip_literal;
       else if (event.reason == dns_reason::ptr_query) ++counters_.refused_ptr;
-      else if (event.reason == dns_reason::host_not_allowed || event.reason == dns_reason::blocked_host)
+      else if (event.reason == dns_reason::host_not_allowed || event.reason == dns_reason::blocked_host ||
+               event.reason == dns_reason::denied_by_rule)
         ++counters_.refused_policy;
       else ++counters_.refused_other;
   }

@@ -41,6 +41,7 @@ namespace dns_reason {
 inline constexpr std::string_view allowed = "allowed";
 inline constexpr std::string_view host_not_allowed = "host_not_allowed";
 inline constexpr std::string_view blocked_host = "blocked_host";
+inline constexpr std::string_view denied_by_rule = "denied_by_rule";
 inline constexpr std::string_view ip_literal = "ip_literal";
 inline constexpr std::string_view invalid_name = "invalid_name";
 inline constexpr std::string_view ptr_query = "ptr_query";

@@ -20,17 +20,24 @@ NamePolicy::NamePolicy(const policy::Evaluator& evaluator, const policy::Network
   }
   for (const auto& pattern : network.allowed_hosts)
     if (pattern.port()) ports.insert(*pattern.port());
+  for (const auto& rule : network.rules) {
+    if (rule.host.port()) ports.insert(*rule.host.port());
+    ports.insert(rule.ports.begin(), rule.ports.end());
+  }
   ports_.assign(ports.begin(), ports.end());
 }
 
 policy::Decision NamePolicy::judge(const std::string& canonical_name) const {
   policy::Host host{canonical_name};
-  policy::Decision refusal{false, policy::reason::host_not_allowed, {}, {}, {}};
+  policy::Decision refusal{false, policy::reason::host_not_allowed, {}, {}, {}, {}};
   for (std::uint16_t port : ports_) {
     policy::Decision decision = evaluator_.evaluate(host, port);
     if (decision.allowed) return decision;
-    if (decision.reason == policy::reason::blocked_host && refusal.reason != policy::reason::blocked_host)
-      refusal = decision;
+    // The most telling refusal: a blocklist entry, else a rule that denied, else none.
+    auto rank = [](std::string_view why) {
+      return why == policy::reason::blocked_host ? 2 : why == policy::reason::denied_by_rule ? 1 : 0;
+    };
+    if (rank(decision.reason) > rank(refusal.reason)) refusal = decision;
   }
   return refusal;
 }

@@ -151,11 +151,11 @@ Verdict RequestJudge::decide(const FlowTarget& flow, http::RequestHead& head,
     return refuse(v, flow.tls ? reason::sni_host_mismatch : reason::host_mismatch, detail);
   }
 
-  // 3. Allowlist and blocklist.
-  policy::Decision decision = policy_.evaluator().evaluate(*host, port);
+  // 3. Blocklist, rules (with this request's method and path) and allowlist.
+  policy::Decision decision = policy_.evaluator().evaluate_request(*host, port, head.method, origin_target);
   if (!decision.allowed) {
     v.rule = decision.rule.to_string();
-    return refuse(v, decision.reason);
+    return refuse(v, decision.reason, decision.detail);
   }
   v.rule = decision.rule.to_string();
 

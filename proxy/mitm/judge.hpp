@@ -10,7 +10,8 @@
 //   2. it must agree with the flow: same canonical host as the flow's name and, on TLS,
 //      as the SNI (else sni_host_mismatch / host_mismatch), and the same port when the
 //      Host header names one (a request can't rewrite where it goes);
-//   3. the allowlist and blocklist (Evaluator) on that host and port;
+//   3. the blocklist, the rules (with the request's method and normalised path) and the
+//      allowlist (Evaluator::evaluate_request) on that host and port;
 //   4. the policy script's on_request hook, when the policy has one (it can only deny);
 //   5. secrets in the target and every header value, through the flow's request MatchSet
 //      (SecretStore::request_matches): a placeholder is swapped for the real value on a

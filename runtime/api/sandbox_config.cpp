@@ -38,6 +38,7 @@ void merge(policy::Policy& base, const policy::Policy& over, const json& config)
   if (sets(config, "resources", "timeout_seconds")) base.resources.timeout_seconds = over.resources.timeout_seconds;
   auto& n = base.network;
   const auto& o = over.network;
+  if (sets(config, "network", "rules")) n.rules = o.rules;
   if (sets(config, "network", "allowed_hosts")) n.allowed_hosts = o.allowed_hosts;
   if (sets(config, "network", "blocked_hosts")) n.blocked_hosts = o.blocked_hosts;
   if (sets(config, "network", "block_private_ips")) n.block_private_ips = o.block_private_ips;

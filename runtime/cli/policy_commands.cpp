@@ -62,6 +62,7 @@ struct CheckArgs {
 struct EvalArgs {
   PolicyFlags flags;
   std::string url;
+  std::string method = "GET";
   std::string resolved_ip;
 };
 
@@ -88,7 +89,24 @@ void run_eval(const EvalArgs& args) {
       if (!resolved) throw policy::PolicyError("--resolved-ip: not an IP address: " + args.resolved_ip);
     }
     policy::Evaluator evaluator(p.network);
-    policy::Decision d = evaluator.evaluate(target->host, target->port, resolved);
+    // A URL is judged as a request (rules with methods and paths apply); a bare host:port
+    // as a connection.
+    policy::Decision d;
+    if (target->scheme.empty()) {
+      d = evaluator.evaluate(target->host, target->port, resolved);
+    } else {
+      d = evaluator.evaluate_request(target->host, target->port, args.method, target->path);
+      std::optional<policy::IpAddress> address = target->host.is_ip() ? std::optional(target->host.ip()) : resolved;
+      if (d.allowed && address) {
+        policy::Decision guard = evaluator.check_address(target->host, *address);
+        if (!guard.allowed) {
+          d = guard;
+        } else {
+          d.address = guard.address;
+          d.verdict = guard.verdict;
+        }
+      }
+    }
     nlohmann::json out = {
         {"allowed", d.allowed},
         {"reason", d.reason},
@@ -96,6 +114,10 @@ void run_eval(const EvalArgs& args) {
         {"host", target->host.to_string()},
         {"port", target->port},
     };
+    if (!target->scheme.empty()) out["method"] = args.method;
+    // A connection: whether non-HTTP bytes may pass on it (only with a rule naming the port).
+    else if (d.allowed) out["opaque_allowed"] = d.rule.names_port;
+    if (!d.detail.empty()) out["detail"] = d.detail;
     if (d.address) {
       out["address"] = d.address->to_string();
       out["address_class"] = policy::to_string(d.verdict->address_class);
@@ -130,6 +152,8 @@ void register_policy_commands(CLI::App& app) {
       "1 when blocked, 2 on a usage or policy error");
   eval->add_option("file", eval_args->flags.policy_file, "Policy file (YAML)")->required();
   eval->add_option("url", eval_args->url, "URL (https://host/path) or host:port")->required();
+  eval->add_option("--method", eval_args->method,
+                   "The request's method, for rules with methods (default GET; ignored for host:port)");
   eval->add_option("--resolved-ip", eval_args->resolved_ip,
                    "The address the host resolves to, to check it against the IP guard");
   add_policy_flags(*eval, eval_args->flags, false);

@@ -82,6 +82,25 @@ class PolicyEval(unittest.TestCase):
                 self.assertFalse(out["allowed"])
                 self.assertEqual(out["reason"], reason)
 
+    def test_rules_judge_method_and_normalised_path(self):
+        for target in ("/org/repo.git/git-receive-pack", "/org/x/../repo.git//git-receive-pack",
+                       "/org/repo.git/git-%72eceive-pack"):
+            with self.subTest(target=target):
+                r = self.eval("https://github.com" + target, "--method", "POST")
+                self.assertEqual(r.code, 1, r)
+                out = json.loads(r.out)
+                self.assertEqual((out["reason"], out["rule"], out["method"]),
+                                 ("denied_by_rule", "rules: no-push", "POST"))
+        r = self.eval("https://github.com/org/repo.git/info/refs?service=git-upload-pack")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(json.loads(r.out)["rule"], "allowed_hosts: github.com:443")
+        r = self.eval("https://github.com/org/repo.git/../../../x")
+        self.assertEqual(json.loads(r.out)["reason"], "unsafe_path")
+        # A connection on its own: opaque bytes can't pass where a path rule might refuse.
+        r = self.eval("github.com:443")
+        self.assertEqual(r.code, 0, r)
+        self.assertFalse(json.loads(r.out)["opaque_allowed"])
+
     def test_resolved_ip_goes_through_the_guard(self):
         r = self.eval("https://api.openai.com/v1", "--resolved-ip", "10.0.0.7")
         self.assertEqual(r.code, 1, r)

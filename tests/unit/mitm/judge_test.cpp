@@ -14,7 +14,8 @@ struct Judging {
   std::shared_ptr<policy::PolicyEngine> engine;
   std::unique_ptr<RequestJudge> judge;
 
-  explicit Judging(std::string lua = "") {
+  explicit Judging(std::string lua = "", std::vector<policy::NetworkRule> rules = {}) {
+    network.rules = std::move(rules);
     network.allowed_hosts = {pattern("api.test"), pattern("*.cdn.test:443")};
     network.blocked_hosts = {pattern("bad.cdn.test")};
     policy::Secret secret;
@@ -155,6 +156,40 @@ TEST_CASE("judge: a real value the guest writes into Host or the path is not ech
   CHECK(v.allowed);
   CHECK(v.url.find("s3cr3t") == std::string::npos);
   CHECK(v.url.find("PLACEHOLDER_TOKEN_0123456789") != std::string::npos);
+}
+
+TEST_CASE("judge: rules see the request's method and normalised path, and run before the script") {
+  policy::NetworkRule no_admin;
+  no_admin.host = pattern("api.test");
+  no_admin.paths = {"/admin/*"};
+  no_admin.action = policy::NetworkRule::Action::deny;
+  no_admin.name = "no-admin";
+  policy::NetworkRule read_only;
+  read_only.host = pattern("api.test");
+  read_only.methods = {"GET"};
+  Judging j("function on_request(req) return false, 'script saw it' end", {no_admin, read_only});
+  auto admin = get("/x/..//admin/%75sers?q=1", {{"Host", "api.test"}});
+  Verdict v = j.run("api.test", 443, true, admin, "api.test");
+  CHECK_FALSE(v.allowed);
+  CHECK(v.reason == "denied_by_rule");
+  CHECK(v.rule == "rules: no-admin");
+  CHECK(admin.target == "/x/..//admin/%75sers?q=1");  // refused: nothing rewritten
+
+  // Absolute-form targets are judged by their path.
+  auto absolute = get("https://api.test/admin/x", {});
+  CHECK(j.run("api.test", 443, true, absolute, "api.test").reason == "denied_by_rule");
+
+  auto unsafe = get("/a\\b", {{"Host", "api.test"}});
+  v = j.run("api.test", 443, true, unsafe, "api.test");
+  CHECK(v.reason == "unsafe_path");
+  CHECK_FALSE(v.detail.empty());
+
+  // Allowed by the rules, then the script has its say.
+  auto fine = get("/ok", {{"Host", "api.test"}});
+  v = j.run("api.test", 443, true, fine, "api.test");
+  CHECK(v.reason == "policy_script");
+  CHECK(v.detail == "script saw it");
+  CHECK(v.rule == "rules: [1] api.test");
 }
 
 TEST_CASE("judge: the policy script can deny, never allow") {
