@@ -294,17 +294,21 @@ class GuestRules(VmTestCase):
                         self.assertEqual(out[d], ("403", "denied_by_rule"), d)
 
             with self.subTest("other.test: read-only whatever the method's case", root=bool(who)):
-                out = self.raw(vm, "other.test", ["GET /", "POST /post", "post /post", "Put /x", "PATCH /x"], *who)
+                out = self.raw(vm, "other.test", ["GET /", "POST /post", "PATCH /x", "post /post", "Put /x"], *who)
                 self.assertEqual(out["GET /"], ("200", ""))
-                for m in ("POST /post", "post /post", "Put /x", "PATCH /x"):
+                for m in ("POST /post", "PATCH /x"):
                     self.assertEqual(out[m], ("403", "denied_by_rule"), m)
+                # Not a method in HTTP/1.1's spelling: the parser refuses it (and a rule on
+                # POST would cover it anyway); it never reaches the origin (checked below).
+                for m in ("post /post", "Put /x"):
+                    self.assertIn(out[m], (("400", ""), ("403", "denied_by_rule")), m)
 
         with self.subTest("HTTP/2 requests are judged by the same rules"):
             r = airlock("exec", vm, "--", "sh", "-c",
-                        f"curl -sS --http2 --max-time 120 -o /dev/null -w '%{{http_version}} %{{http_code}}\\n' "
+                        f"curl -sS --http2 --max-time 120 -o /dev/null -o /dev/null -w '%{{http_version}} %{{http_code}}\\n' "
                         f"https://api.test:{self.port}/ https://api.test:{self.port}/admin/x", timeout=300)
             self.assertOk(r)
-            self.assertEqual([line.split()[1] for line in r.text.splitlines()], ["200", "403"], r.text)
+            self.assertEqual(r.text.splitlines(), ["2 200", "2 403"], r.text)
 
         with self.subTest("a name whose only rule denies does not resolve"):
             r = airlock("exec", vm, "--", "curl", "-sS", "--max-time", "60", f"https://gone.test:{self.port}/")
