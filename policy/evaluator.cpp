@@ -106,14 +106,17 @@ Decision Evaluator::decide(const Host& host, std::uint16_t port, const Request* 
 }
 
 Decision Evaluator::evaluate_request(const Host& host, std::uint16_t port, std::string_view method,
-                                     std::string_view target) const {
+                                     std::string_view target, const std::optional<IpAddress>& resolved) const {
   Request request{method, target};
-  return decide(host, port, &request);
+  return with_guard(decide(host, port, &request), host, resolved);
 }
 
 Decision Evaluator::evaluate(const Host& host, std::uint16_t port,
                              const std::optional<IpAddress>& resolved) const {
-  Decision decision = decide(host, port, nullptr);
+  return with_guard(decide(host, port, nullptr), host, resolved);
+}
+
+Decision Evaluator::with_guard(Decision decision, const Host& host, const std::optional<IpAddress>& resolved) const {
   if (!decision.allowed) return decision;
   std::optional<IpAddress> address = host.is_ip() ? std::optional(host.ip()) : resolved;
   if (address) {

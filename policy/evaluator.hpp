@@ -60,10 +60,11 @@ class Evaluator {
   Decision evaluate(const Host& host, std::uint16_t port,
                     const std::optional<IpAddress>& resolved = std::nullopt) const;
 
-  // One HTTP request on an admitted flow: steps 1 to 4 with its method and target (the
-  // origin-form "/path?query" the guest sent; the query is not judged).
+  // One HTTP request: steps 1 to 4 with its method and target (the origin-form
+  // "/path?query" the guest sent; the query is not judged), then step 5 as evaluate().
   Decision evaluate_request(const Host& host, std::uint16_t port, std::string_view method,
-                            std::string_view target) const;
+                            std::string_view target,
+                            const std::optional<IpAddress>& resolved = std::nullopt) const;
 
   // Step 5 alone, for each address a resolution returns.
   Decision check_address(const Host& host, const IpAddress& address) const;
@@ -74,6 +75,8 @@ class Evaluator {
     std::string_view target;
   };
   Decision decide(const Host& host, std::uint16_t port, const Request* request) const;
+  // Step 5 on an allowed decision: the literal IP, else the resolved address if known.
+  Decision with_guard(Decision decision, const Host& host, const std::optional<IpAddress>& resolved) const;
 
   std::vector<NetworkRule> rules_;
   HostMatcher allowed_;

@@ -91,22 +91,9 @@ void run_eval(const EvalArgs& args) {
     policy::Evaluator evaluator(p.network);
     // A URL is judged as a request (rules with methods and paths apply); a bare host:port
     // as a connection.
-    policy::Decision d;
-    if (target->scheme.empty()) {
-      d = evaluator.evaluate(target->host, target->port, resolved);
-    } else {
-      d = evaluator.evaluate_request(target->host, target->port, args.method, target->path);
-      std::optional<policy::IpAddress> address = target->host.is_ip() ? std::optional(target->host.ip()) : resolved;
-      if (d.allowed && address) {
-        policy::Decision guard = evaluator.check_address(target->host, *address);
-        if (!guard.allowed) {
-          d = guard;
-        } else {
-          d.address = guard.address;
-          d.verdict = guard.verdict;
-        }
-      }
-    }
+    policy::Decision d = target->scheme.empty()
+                             ? evaluator.evaluate(target->host, target->port, resolved)
+                             : evaluator.evaluate_request(target->host, target->port, args.method, target->path, resolved);
     nlohmann::json out = {
         {"allowed", d.allowed},
         {"reason", d.reason},

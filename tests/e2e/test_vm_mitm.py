@@ -273,13 +273,13 @@ class GuestRules(VmTestCase):
         vm = r.text.strip().splitlines()[-1]
         self._vms.append(vm)
         denied_admin = ["GET /admin/users", "GET /admin", "GET //admin/users", "GET /x/../admin/users",
-                        "GET /%61dmin/users", "GET /%2561dmin", "GET /./admin/users", "GET /admin%2Fusers",
+                        "GET /%61dmin/users", "GET /./admin/users", "GET /admin%2Fusers",
                         "GET /admin/users?x=/ok", "HEAD /ADMIN/../admin/x"]
         for who in ([], ["-u", "root", "--privileged"]):
             with self.subTest("api.test: GET allowed, other methods not, /admin denied in every spelling",
                               root=bool(who)):
                 out = self.raw(vm, "api.test", ["GET /", "GET /ok?admin=1", "POST /post", "DELETE /x",
-                                                "GET /a\\b", "GET /%zz", "GET /../admin"] + denied_admin, *who)
+                                                "GET /a\\b", "GET /%zz", "GET /../admin", "GET /%2561dmin"] + denied_admin, *who)
                 self.assertEqual(out["GET /"], ("200", ""))
                 self.assertEqual(out["GET /ok?admin=1"], ("200", ""))
                 self.assertEqual(out["POST /post"], ("403", "host_not_allowed"))
@@ -288,10 +288,9 @@ class GuestRules(VmTestCase):
                     self.assertEqual(out[bad], ("403", "unsafe_path"), bad)
                 # %2561 is "%61" escaped once more: not "a", so not /admin; the origin sees
                 # it as the guest wrote it, and a rule on /admin does not cover it.
-                self.assertEqual(out.pop("GET /%2561dmin"), ("200", ""))
+                self.assertEqual(out["GET /%2561dmin"], ("200", ""))
                 for d in denied_admin:
-                    if d in out:
-                        self.assertEqual(out[d], ("403", "denied_by_rule"), d)
+                    self.assertEqual(out[d], ("403", "denied_by_rule"), d)
 
             with self.subTest("other.test: read-only whatever the method's case", root=bool(who)):
                 out = self.raw(vm, "other.test", ["GET /", "POST /post", "PATCH /x", "post /post", "Put /x"], *who)
