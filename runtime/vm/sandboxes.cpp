@@ -265,8 +265,19 @@ void remove_sandbox(const fs::path& home, const std::string& id,
     if (log.open(info.paths.events, id)) log.lifecycle("removed", nullptr, unix_millis());
   }
   if (before_delete) before_delete(info.paths.events);
+  // A supervisor or QEMU that is still on its way out may delete its own files (sockets,
+  // its temporary folder) while the walk runs: an entry that vanished under it is gone,
+  // which is what we want, so the walk is taken again rather than failed.
   std::error_code ec;
-  fs::remove_all(info.paths.dir, ec);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    ec.clear();
+    fs::remove_all(info.paths.dir, ec);
+    if (!ec || ec != std::errc::no_such_file_or_directory) break;
+    if (!fs::exists(fs::symlink_status(info.paths.dir))) {
+      ec.clear();
+      break;
+    }
+  }
   if (ec) fail(ErrorKind::internal, "can't remove " + info.paths.dir.string() + ": " + ec.message());
 }
 
