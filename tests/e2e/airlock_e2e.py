@@ -6,6 +6,7 @@ VM a test creates is removed in tearDown, even when the test fails.
 """
 import json
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -49,6 +50,18 @@ def airlock_clean_env(*args, env, input=None, timeout=300):
     return Result(proc)
 
 
+def console_tail(err, lines=40):
+    """The end of the console log a failed boot points at ("...; see PATH"), for the message."""
+    match = re.search(r"see (\S+console\.log)", err)
+    if not match:
+        return ""
+    try:
+        with open(match.group(1), errors="replace") as f:
+            return "\n--- console.log (end) ---\n" + "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"\n(console log unreadable: {e})"
+
+
 class VmTestCase(unittest.TestCase):
     """A test case that can create VMs and always removes them."""
 
@@ -66,7 +79,7 @@ class VmTestCase(unittest.TestCase):
 
     def create_vm(self, *flags, env=None):
         r = airlock("create", *flags, env=env)
-        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.code, 0, f"{r}{console_tail(r.err_text)}")
         vm = r.text.strip().splitlines()[-1]
         self._vms.append(vm)
         return vm
