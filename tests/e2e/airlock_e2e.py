@@ -85,7 +85,8 @@ class VmTestCase(unittest.TestCase):
         return vm
 
     def assertOk(self, result, msg=None):
-        self.assertEqual(result.code, 0, msg or result)
+        if result.code != 0:
+            self.fail(f"{msg or result}{console_tail(result.err_text)}")
 
     def events(self, vm):
         r = airlock("events", vm)
